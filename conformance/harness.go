@@ -11,6 +11,8 @@ package conformance
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,5 +55,7 @@ func ExpireByDriver(t testing.TB, s *coord.Session) {
 // uniqueNamespace gives each test its own namespace so tests sharing one
 // server never see each other's keys.
 func uniqueNamespace(t testing.TB) string {
-	return "conf-" + time.Now().Format("150405.000000000")
+	return fmt.Sprintf("conf-%d-%d", time.Now().UnixNano(), nsSeq.Add(1))
 }
+
+var nsSeq atomic.Int64
