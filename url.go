@@ -116,16 +116,21 @@ func (u *URL) format(redact bool) string {
 // RedactString replaces every occurrence of the URL's secrets in s, for
 // errors that come from a native client and may quote them.
 func (u *URL) RedactString(s string) string {
-	if u.HasPassword && u.Password != "" {
-		s = strings.ReplaceAll(s, u.Password, "xxxxx")
+	hide := func(secret string) {
+		if secret == "" {
+			return
+		}
+		for _, form := range []string{secret, url.PathEscape(secret), url.QueryEscape(secret)} {
+			s = strings.ReplaceAll(s, form, "xxxxx")
+		}
+	}
+	if u.HasPassword {
+		hide(u.Password)
 	}
 	for k, vs := range u.Query {
-		if !secretParams[strings.ToLower(k)] {
-			continue
-		}
-		for _, v := range vs {
-			if v != "" {
-				s = strings.ReplaceAll(s, v, "xxxxx")
+		if secretParams[strings.ToLower(k)] {
+			for _, v := range vs {
+				hide(v)
 			}
 		}
 	}

@@ -11,6 +11,5 @@ func TestMain(m *testing.M) {
 		// net/http keeps idle keep-alive connections of the Consul client.
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
 }
