@@ -40,7 +40,9 @@ func NewClient(d driver.Client, desc string, opts ...Option) *Client {
 // Open connects to the backend named by rawURL (see URL for the forms). It
 // fails with an error naming the URL (secrets redacted) when the URL is
 // malformed (ErrInvalidURL), its scheme is not registered (ErrUnknownScheme)
-// or the server does not answer within the dial timeout (ErrUnavailable).
+// or the server does not answer within the dial timeout (ErrUnavailable). A
+// URL asking for a mode the backend does not implement (e.g. Redis
+// mode=redlock) fails with ErrUnsupported.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	o := ResolveOptions(opts...)
 	if err := ValidateNamespace(o.Namespace); err != nil {
@@ -59,7 +61,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	d, err := op(dctx, u, o)
 	if err != nil {
 		msg := u.RedactString(err.Error())
-		if errors.Is(err, ErrInvalidURL) || errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, ErrInvalidURL) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnsupported) {
 			return nil, fmt.Errorf("coord: open %s: %s: %w", u.Redacted(), msg, sentinelOf(err))
 		}
 		if ctx.Err() == nil && dctx.Err() != nil {
@@ -71,7 +73,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 }
 
 func sentinelOf(err error) error {
-	for _, s := range []error{ErrInvalidURL, ErrUnavailable} {
+	for _, s := range []error{ErrInvalidURL, ErrUnavailable, ErrUnsupported} {
 		if errors.Is(err, s) {
 			return s
 		}
