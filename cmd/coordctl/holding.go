@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/coordkit/coord"
+)
+
+// holding is an ownership (a lock, a leadership term) under which coordctl
+// runs CMD.
+type holding struct {
+	what    string                          // for messages, e.g. `lock "x"`
+	name    string                          // the lock or election name
+	token   uint64                          // fencing token
+	done    <-chan struct{}                 // closed when the ownership ends
+	err     func() error                    // why it ended
+	release func(ctx context.Context) error // gives it up; nil if already gone
+	env     []string                        // added to CMD's environment
+}
+
+// runHolding runs st.cmd while h is held and returns the error that gives
+// coordctl's exit code:
+//   - CMD's own exit code (128+N if it died of signal N) when it ran to its end
+//     while h stayed held; h is released after CMD exits;
+//   - exitLost when h ended while CMD ran: CMD got SIGTERM at once, and SIGKILL
+//     killAfter later if it was still running;
+//   - exitError when CMD could not be started.
+//
+// Signals arriving on sigs are forwarded to CMD; coordctl waits for CMD to exit
+// and then releases h.
+func (st *state) runHolding(c *cli.Context, g globals, h holding, sigs <-chan os.Signal, killAfter time.Duration) error {
+	ev := g.events(st)
+	release := func() {
+		ctx, cancel := g.cleanupCtx(c.Context)
+		defer cancel()
+		if err := h.release(ctx); err != nil {
+			fmt.Fprintf(st.stderr, "coordctl: warning: release %s: %v (closing the session releases it too)\n", h.what, err)
+			return
+		}
+		ev.emitEvent(event{Event: "released", Lock: h.name, Token: h.token})
+	}
+
+	ch, err := startChild(st.cmd, h.env, st.stdout, st.stderr)
+	if err != nil {
+		release()
+		return fail(err, "check the command name and PATH", "cannot run CMD %q", st.cmd[0])
+	}
+	ev.emitEvent(event{Event: "started", Lock: h.name, Token: h.token, PID: ch.pid()})
+
+	var (
+		lost      error
+		ownerDone = h.done
+		killTimer <-chan time.Time
+	)
+	onLoss := func() {
+		lost = h.err()
+		if lost == nil {
+			lost = coord.ErrLockLost
+		}
+		ownerDone = nil
+		fmt.Fprintf(st.stderr, "coordctl: %s lost while CMD ran (%v): sending SIGTERM to CMD, SIGKILL after %s\n", h.what, lost, killAfter)
+		ev.emitEvent(event{Event: "lost", Lock: h.name, Token: h.token, Error: lost.Error()})
+		ch.signal(syscall.SIGTERM)
+		killTimer = time.After(killAfter)
+	}
+loop:
+	for {
+		select {
+		case <-ch.done:
+			break loop
+		case s := <-sigs:
+			ch.forward(s)
+			ev.emitEvent(event{Event: "signal", Lock: h.name, PID: ch.pid(), Signal: sigName(s)})
+		case <-ownerDone:
+			onLoss()
+		case <-killTimer:
+			killTimer = nil
+			ch.signal(syscall.SIGKILL)
+		}
+	}
+	if lost == nil {
+		select {
+		case <-h.done:
+			// Ended while CMD was finishing: CMD ran partly unprotected.
+			lost = h.err()
+			if lost == nil {
+				lost = coord.ErrLockLost
+			}
+		default:
+		}
+	}
+	code := ch.exitCode()
+	ev.emitEvent(event{Event: "exited", Lock: h.name, PID: ch.pid(), Code: &code})
+	if lost != nil {
+		return withCode(exitLost, lost, fmt.Sprintf("CMD was stopped (%s); its work may be incomplete", ch.describe()),
+			"%s was lost while CMD ran", h.what)
+	}
+	release()
+	if code == 0 {
+		return nil
+	}
+	return withCode(code, nil, "", "")
+}
+
+// unixSignalName is "SIGTERM" for syscall.SIGTERM, "" if unknown.
+func unixSignalName(s syscall.Signal) string { return unix.SignalName(s) }
