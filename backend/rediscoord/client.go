@@ -44,6 +44,7 @@ import (
 	"github.com/coordkit/coord"
 	"github.com/coordkit/coord/driver"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // blockingPoolSize bounds the connections used by waiting Lock calls (one per
@@ -108,6 +109,9 @@ func newClient(rdb redis.UniversalClient, own bool, o coord.Options) (*client, e
 	bo.MaxRetries = -1
 	bo.ReadTimeout = -1 // deadlines come from each BLPOP's context
 	bo.ContextTimeoutEnabled = true
+	bo.MaxConcurrentDials = 0          // recomputed from PoolSize
+	bo.PushNotificationProcessor = nil // the parent's is bound to its pool
+	bo.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	return &client{
 		rdb:      rdb,
 		blk:      redis.NewClient(&bo),
