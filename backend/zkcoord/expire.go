@@ -82,7 +82,7 @@ func closeRemote(ctx context.Context, addr string, tc *tls.Config, sid int64, pa
 	req = binary.BigEndian.AppendUint32(req, uint32(len(passwd)))
 	req = append(req, passwd...)
 	var closeReq []byte
-	closeReq = binary.BigEndian.AppendUint32(closeReq, 1)                  // xid
+	closeReq = binary.BigEndian.AppendUint32(closeReq, 1) // xid
 	closeReq = binary.BigEndian.AppendUint32(closeReq, opCloseSession)
 	if _, err := conn.Write(append(frame(req), frame(closeReq)...)); err != nil {
 		return err

@@ -30,6 +30,24 @@ var tlsParams = map[string]bool{"ca": true, "cert": true, "key": true}
 // chroot is created when missing. Open keeps one connection for client-level
 // calls and verifies with it that a server grants a session within ctx.
 func open(ctx context.Context, u *coord.URL, o coord.Options) (driver.Client, error) {
+	c, err := configure(u, o)
+	if err != nil {
+		return nil, err
+	}
+	conn, _, _, err := c.dial(ctx, o.TTL)
+	if err != nil {
+		return nil, err
+	}
+	if err := within(ctx, func() error { return ensurePath(conn, c.root, c.acl) }); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("zkcoord: namespace %s: %w", c.root, err)
+	}
+	c.conn = conn
+	return c, nil
+}
+
+// configure builds an unconnected client from a URL.
+func configure(u *coord.URL, o coord.Options) (*client, error) {
 	if err := validChroot(u.Path); err != nil {
 		return nil, fmt.Errorf("%w: chroot /%s: %v", coord.ErrInvalidURL, u.Path, err)
 	}
@@ -66,15 +84,6 @@ func open(ctx context.Context, u *coord.URL, o coord.Options) (driver.Client, er
 		}
 		c.tls = tc
 	}
-	conn, _, _, err := c.dial(ctx, o.TTL)
-	if err != nil {
-		return nil, err
-	}
-	if err := within(ctx, func() error { return ensurePath(conn, c.root, c.acl) }); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("zkcoord: namespace %s: %w", c.root, err)
-	}
-	c.conn = conn
 	return c, nil
 }
 
