@@ -94,6 +94,9 @@ autopurge.purgeInterval=0
 log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
 log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
 log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
+# Per-connection noise: clients that omit the read-only flag, clients that hang up.
+log4j.logger.org.apache.zookeeper.server.ZooKeeperServer=ERROR
+log4j.logger.org.apache.zookeeper.server.NIOServerCnxn=ERROR
 `
 	if err := os.WriteFile(filepath.Join(dir, "log4j.properties"), []byte(log4j), 0o600); err != nil {
 		t.Fatalf("log4j.properties: %v", err)
