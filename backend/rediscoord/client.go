@@ -127,7 +127,7 @@ func newClient(rdb redis.UniversalClient, own bool, o coord.Options) (*client, e
 func (c *client) Backend() string { return "redis" }
 
 // Close ends the sessions still open on this client (releasing what they own,
-// best effort within a second each), closes the private blocking pool, and
+// best effort within a second), closes the private blocking pool, and
 // closes the Redis client when it was created from a URL.
 func (c *client) Close() error {
 	c.mu.Lock()
@@ -141,11 +141,17 @@ func (c *client) Close() error {
 		open = append(open, s)
 	}
 	c.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, s := range open {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = s.Close(ctx)
-		cancel()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = s.Close(ctx)
+		}()
 	}
+	wg.Wait()
 	err := c.blk.Close()
 	if c.ownRdb {
 		if e := c.rdb.Close(); e != nil && err == nil {
@@ -190,7 +196,7 @@ func isHexID(s string) bool {
 
 // errUnavailable wraps a Redis error as coord.ErrUnavailable naming the server.
 func (c *client) errUnavailable(err error) error {
-	return fmt.Errorf("redis %s: %v: %w", c.addr, err, coord.ErrUnavailable)
+	return fmt.Errorf("redis %s: %w: %w", c.addr, err, coord.ErrUnavailable)
 }
 
 func (c *client) track(s *session) bool {

@@ -226,11 +226,15 @@ func (w *waiter) stopInterrupter() {
 
 // cleanup removes every trace of the call on the server (held lock, place in
 // line, wake-up list) and passes a wake-up it may have consumed on to the next
-// waiter. It runs after a failure, detached from ctx's cancellation.
+// waiter. It runs after a failure, detached from ctx's cancellation. When it
+// cannot reach Redis, the session's next renewal does it (or, if the session
+// is lost, the entries die with it and the next release skips them).
 func (w *waiter) cleanup(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	_ = scriptCancel.Run(cctx, w.c.rdb, []string{w.base, w.s.owned}, w.owner, w.wid, w.c.sessionPrefix()).Err()
+	if err := scriptCancel.Run(cctx, w.c.rdb, []string{w.base, w.s.owned}, w.owner, w.wid, w.c.sessionPrefix()).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		w.s.abandon(w.wid, w.base)
+	}
 }
 
 func boolArg(b bool) string {

@@ -39,7 +39,8 @@ type session struct {
 	closeOnce sync.Once
 	mu        sync.Mutex
 	err       error
-	helds     map[string]*held // by WID
+	helds     map[string]*held  // by WID
+	abandoned map[string]string // WID → lock base of Lock calls whose clean-up failed
 }
 
 var _ driver.Session = (*session)(nil)
@@ -57,7 +58,7 @@ func (c *client) NewSession(ctx context.Context, cfg driver.SessionConfig) (driv
 	s := &session{
 		c: c, id: id, ttl: ttl, key: c.sessionKey(id), owned: c.ownedKey(id),
 		stop: make(chan struct{}), hbDone: make(chan struct{}), done: make(chan struct{}),
-		helds: map[string]*held{},
+		helds: map[string]*held{}, abandoned: map[string]string{},
 	}
 	sent := time.Now()
 	ok, err := c.rdb.SetNX(ctx, s.key, ttl.String(), ttl).Result()
@@ -166,10 +167,41 @@ func (s *session) lostHeld(wid string) {
 	}
 }
 
+// abandon records a Lock call whose clean-up script failed: the next
+// successful renewal removes its entries (see lua/renew.lua).
+func (s *session) abandon(wid, base string) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.abandoned[wid] = base
+	}
+	s.mu.Unlock()
+}
+
+// renewArgs returns the renew script's arguments, with the abandoned calls.
+func (s *session) renewArgs() (args []any, dropped []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	args = []any{s.id, s.ttl.Milliseconds(), s.c.sessionPrefix()}
+	for wid, base := range s.abandoned {
+		args = append(args, wid, base)
+		dropped = append(dropped, wid)
+	}
+	return args, dropped
+}
+
+func (s *session) forget(dropped []string) {
+	s.mu.Lock()
+	for _, wid := range dropped {
+		delete(s.abandoned, wid)
+	}
+	s.mu.Unlock()
+}
+
 type renewal struct {
-	sent time.Time
-	res  []any
-	err  error
+	sent    time.Time
+	res     []any
+	err     error
+	dropped []string
 }
 
 // heartbeat renews the session every TTL/3 (sooner after a failure) and ends
@@ -210,8 +242,9 @@ func (s *session) heartbeat(sent time.Time) {
 			go func(dl time.Time) {
 				ctx, cancel := context.WithDeadline(s.ctx, dl)
 				defer cancel()
-				r := renewal{sent: time.Now()}
-				r.res, r.err = scriptRenew.Run(ctx, s.c.rdb, []string{s.key, s.owned}, s.id, s.ttl.Milliseconds()).Slice()
+				args, dropped := s.renewArgs()
+				r := renewal{sent: time.Now(), dropped: dropped}
+				r.res, r.err = scriptRenew.Run(ctx, s.c.rdb, []string{s.key, s.owned}, args...).Slice()
 				results <- r
 			}(deadline)
 		case r := <-results:
@@ -229,6 +262,7 @@ func (s *session) heartbeat(sent time.Time) {
 				return
 			}
 			lastErr = nil
+			s.forget(r.dropped)
 			deadline = r.sent.Add(grace)
 			lost.Reset(time.Until(deadline))
 			for _, w := range r.res[1:] {

@@ -40,3 +40,23 @@ local function wake_head(base, sprefix)
     redis.call('LPOP', q)
   end
 end
+
+-- drop_entry removes every trace of one Lock call OWNER ("SID:WID") on BASE:
+-- the lock if OWNER holds it, its place in line, its wake-up list and its
+-- entries in the session's OWNED set; then, when the lock is free, it passes
+-- the turn on to the next live waiter (OWNER may have consumed the wake-up
+-- meant for the head). Returns 1 when OWNER held the lock, else 0.
+local function drop_entry(base, owner, wid, owned, sprefix)
+  local held = 0
+  if redis.call('GET', base) == owner then
+    redis.call('DEL', base)
+    held = 1
+  end
+  redis.call('LREM', base .. ':waiters', 0, owner)
+  redis.call('DEL', base .. ':wake:' .. wid)
+  redis.call('SREM', owned, 'w ' .. wid .. ' ' .. base, 'h ' .. wid .. ' ' .. base)
+  if redis.call('EXISTS', base) == 0 then
+    wake_head(base, sprefix)
+  end
+  return held
+end

@@ -9,18 +9,7 @@ local existed = redis.call('DEL', skey)
 for _, m in ipairs(redis.call('SMEMBERS', owned)) do
   local kind, wid, base = string.match(m, '^(%a) (%x+) (.+)$')
   if kind then
-    local owner = sid .. ':' .. wid
-    if kind == 'h' then
-      if redis.call('GET', base) == owner then
-        redis.call('DEL', base)
-      end
-    else
-      redis.call('LREM', base .. ':waiters', 0, owner)
-      redis.call('DEL', base .. ':wake:' .. wid)
-    end
-    if redis.call('EXISTS', base) == 0 then
-      wake_head(base, sprefix)
-    end
+    drop_entry(base, sid .. ':' .. wid, wid, owned, sprefix)
   end
 end
 redis.call('DEL', owned)
