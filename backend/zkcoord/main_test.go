@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/coordkit/coord"
-	"github.com/coordkit/coord/conformance/local"
 	"github.com/coordkit/coord/recipes/lock"
 	"go.uber.org/goleak"
 )
@@ -68,35 +67,4 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func TestZooKeeperSmoke(t *testing.T) {
-	zks := local.StartZooKeeper(t)
-	c := openClient(t, zks.URL)
-	s1, s2 := newSession(t, c), newSession(t, c)
-	t.Logf("sessions %s %s ttl %s", s1.ID(), s2.ID(), s1.TTL())
-	g1, err := mutex(t, s1, "a/b").Lock(ctxT(t, 5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := mutex(t, s2, "a/b").TryLock(ctxT(t, 5*time.Second)); !errorsIs(err, coord.ErrLocked) {
-		t.Fatalf("trylock: %v", err)
-	}
-	got := make(chan *lock.Guard)
-	go func() {
-		g, err := mutex(t, s2, "a/b").Lock(ctxT(t, 5*time.Second))
-		if err != nil {
-			t.Error(err)
-		}
-		got <- g
-	}()
-	time.Sleep(200 * time.Millisecond)
-	if err := g1.Unlock(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	g2 := <-got
-	t.Logf("tokens %d %d", g1.Token(), g2.Token())
-	if g2.Token() <= g1.Token() {
-		t.Fatal("token")
-	}
 }
