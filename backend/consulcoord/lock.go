@@ -254,8 +254,9 @@ func (c *client) ownKeyGone(ctx context.Context, s *session, key string) error {
 }
 
 // removeKey deletes a contender key on a failure path, with a fresh context:
-// the caller's may be cancelled. If it fails, Consul still deletes the key
-// when the session ends.
+// the caller's may be cancelled. If that fails while the session lives, the
+// session keeps retrying in the background, so a phantom contender cannot
+// block the queue; once the session ends, Consul deletes the key itself.
 func (c *client) removeKey(ctx context.Context, s *session, key string) {
 	timeout := 5 * time.Second
 	if s.Err() != nil {
@@ -263,7 +264,16 @@ func (c *client) removeKey(ctx context.Context, s *session, key string) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	_, _ = c.cli.KV().Delete(key, (&api.WriteOptions{}).WithContext(cctx))
+	if _, err := c.cli.KV().Delete(key, (&api.WriteOptions{}).WithContext(cctx)); err != nil {
+		s.background(func(ctx context.Context) {
+			b := backoff{}
+			for b.sleep(ctx) {
+				if _, err := c.cli.KV().Delete(key, (&api.WriteOptions{}).WithContext(ctx)); err == nil {
+					return
+				}
+			}
+		})
+	}
 }
 
 func nonce() string {

@@ -131,6 +131,21 @@ func (s *session) end(err error) bool {
 	return true
 }
 
+// background runs fn in a goroutine that Close waits for, with a context
+// cancelled when the session ends. It does nothing once the session ended.
+func (s *session) background(fn func(ctx context.Context)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn(s.ctx)
+	}()
+}
+
 // lose ends the session as expired, for the given reason.
 func (s *session) lose(reason string) {
 	s.end(fmt.Errorf("%w: consul session %s: %s", coord.ErrSessionExpired, s.id, reason))
