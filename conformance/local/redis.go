@@ -28,8 +28,47 @@ type Redis struct {
 // temporary data directory (append-only file, fsync every second, no RDB
 // snapshots, no configuration file read) and waits until it answers PING. The
 // server is stopped when t ends. A missing redis-server skips the test (or
-// fails it under COORD_REQUIRE_ALL=1).
-func StartRedis(t testing.TB) *Redis {
+// fails it under COORD_REQUIRE_ALL=1). extraArgs are appended to the command
+// line, e.g. "--user", "alice", "on", ">secret", "~*", "&*", "+@all".
+func StartRedis(t testing.TB, extraArgs ...string) *Redis {
+	t.Helper()
+	port := FreePort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	r := startRedis(t, append([]string{"--port", strconv.Itoa(port)}, extraArgs...), RedisPing(addr))
+	if r != nil {
+		r.URL, r.Addr = "redis://"+addr, addr
+	}
+	return r
+}
+
+// RedisTLS names the PEM files of a TLS-only Redis server.
+type RedisTLS struct {
+	// CertFile and KeyFile are the server's certificate and key.
+	CertFile, KeyFile string
+	// CAFile verifies client certificates; with it the server requires them.
+	CAFile string
+}
+
+// StartRedisTLS is StartRedis for a server that accepts only TLS (with client
+// certificates verified against tc.CAFile). URL is "rediss://127.0.0.1:PORT";
+// the ready check is a TLS handshake.
+func StartRedisTLS(t testing.TB, tc RedisTLS, extraArgs ...string) *Redis {
+	t.Helper()
+	port := FreePort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	args := append([]string{
+		"--port", "0", "--tls-port", strconv.Itoa(port),
+		"--tls-cert-file", tc.CertFile, "--tls-key-file", tc.KeyFile,
+		"--tls-ca-cert-file", tc.CAFile, "--tls-auth-clients", "yes",
+	}, extraArgs...)
+	r := startRedis(t, args, DialReady(addr))
+	if r != nil {
+		r.URL, r.Addr = "rediss://"+addr, addr
+	}
+	return r
+}
+
+func startRedis(t testing.TB, portArgs []string, ready func(context.Context) error) *Redis {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -37,10 +76,7 @@ func StartRedis(t testing.TB) *Redis {
 		return nil
 	}
 	dir := TempDir(t, "coord-redis-")
-	port := FreePort(t)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	args := []string{
-		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--dir", dir,
 		"--save", "",
@@ -50,12 +86,13 @@ func StartRedis(t testing.TB) *Redis {
 		"--logfile", "",
 		"--databases", "16",
 	}
-	p := Start(t, bin, args, nil, RedisPing(addr), 15*time.Second)
-	return &Redis{URL: "redis://" + addr, Addr: addr, Dir: dir, Process: p}
+	p := Start(t, bin, append(args, portArgs...), nil, ready, 15*time.Second)
+	return &Redis{Dir: dir, Process: p}
 }
 
 // RedisPing returns a ready check that succeeds once the Redis server at addr
-// answers PING with +PONG, speaking RESP over a plain TCP connection.
+// answers PING (with +PONG, or -NOAUTH when it requires a password), speaking
+// RESP over a plain TCP connection.
 func RedisPing(addr string) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		var d net.Dialer
@@ -74,7 +111,8 @@ func RedisPing(addr string) func(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if strings.TrimSpace(line) != "+PONG" {
+		// NOAUTH: the server answers but wants a password (--requirepass).
+		if l := strings.TrimSpace(line); l != "+PONG" && !strings.HasPrefix(l, "-NOAUTH") {
 			return fmt.Errorf("redis %s answered PING with %q", addr, strings.TrimSpace(line))
 		}
 		return nil
