@@ -32,6 +32,7 @@ func TestAgent(t *testing.T) {
 		{"ExpiryLosesLockAndWaiterProceeds", testExpiry},
 		{"WaiterAbortsWhenItsSessionIsLost", testWaiterSessionLost},
 		{"FIFO", testFIFO},
+		{"FairUnderContention", testFairContention},
 		{"LockDelay", testLockDelay},
 		{"CorruptEntry", testCorrupt},
 	}
@@ -298,6 +299,52 @@ func testFIFO(t *testing.T, a *local.Consul, _ *api.Client) {
 		}
 	}
 	waitContenders(t, c, "fifo", 0)
+}
+
+// Four clients loop Lock/Unlock on one name: with a FIFO queue each gets
+// about a quarter of the cycles (Consul's api.Lock lets one client take
+// nearly all of them).
+func testFairContention(t *testing.T, a *local.Consul, _ *api.Client) {
+	const clients, run = 4, 2 * time.Second
+	ns := uniqueNS(t)
+	counts := make([]int, clients)
+	errc := make(chan error, clients)
+	stop := time.Now().Add(run)
+	for i := 0; i < clients; i++ {
+		m := mutex(t, newSession(t, openURL(t, a.URL, coord.WithNamespace(ns))), "fair")
+		ctx := ctxFor(t, 30*time.Second)
+		go func() {
+			for time.Now().Before(stop) {
+				g, err := m.Lock(ctx)
+				if err != nil {
+					errc <- err
+					return
+				}
+				counts[i]++
+				if err := g.Unlock(ctx); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for i := 0; i < clients; i++ {
+		if err := within(t, errc, 30*time.Second, "contending client"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	t.Logf("%d clients: %d lock cycles in %s (%.0f/s; agent -dev, Raft in memory, race detector %v), per client %v",
+		clients, total, run, float64(total)/run.Seconds(), raceEnabled, counts)
+	for i, n := range counts {
+		if n*clients*10 < total*7 { // each within 70% of a fair share
+			t.Fatalf("client %d got %d of %d cycles: unfair %v", i, n, total, counts)
+		}
+	}
 }
 
 func testLockDelay(t *testing.T, a *local.Consul, _ *api.Client) {

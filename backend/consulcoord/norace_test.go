@@ -1,0 +1,5 @@
+//go:build !race
+
+package consulcoord
+
+const raceEnabled = false
