@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coordkit/coord"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -15,8 +16,20 @@ import (
 // the session. When it gives up first, op finishes in the background and late
 // (if not nil) receives its outcome, so that a write that took effect after
 // all can be undone.
+//
+// A request that meets an expired ZooKeeper session ends the coord session,
+// and a session on a user's connection refuses to run op once go-zookeeper
+// has moved that connection to a new ZooKeeper session.
 func call[T any](ctx context.Context, s *session, op func() (T, error), late func(T, error)) (T, error) {
+	var zero T
+	if !s.owned && s.conn.SessionID() != s.sid {
+		s.expired(fmt.Errorf("%w: ZooKeeper session %#x was replaced by %#x", coord.ErrSessionExpired, s.sid, s.conn.SessionID()))
+		return zero, s.Err()
+	}
 	v, err := run(ctx, s.Done(), op, late)
+	if errors.Is(err, zk.ErrSessionExpired) {
+		s.expired(fmt.Errorf("%w: ZooKeeper session %#x expired", coord.ErrSessionExpired, s.sid))
+	}
 	if err != nil && s.Err() != nil && (isConnErr(err) || errors.Is(err, errStopped)) {
 		return v, s.Err()
 	}

@@ -205,6 +205,33 @@ func wrapCtx(err error) error {
 	return err
 }
 
+// contenderSeq parses a contender node name, "_c_<32 hex>-lock-<digits>",
+// and returns its sequence number. Other children (such as the node of a
+// nested name like "a/b" under "a") are not contenders.
+func contenderSeq(name string) (int64, bool) {
+	const guidLen = 32
+	rest, ok := strings.CutPrefix(name, protectedPrefix)
+	if !ok || len(rest) < guidLen+len(lockMarker)+1 {
+		return 0, false
+	}
+	for _, c := range rest[:guidLen] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return 0, false
+		}
+	}
+	digits, ok := strings.CutPrefix(rest[guidLen:], lockMarker)
+	if !ok {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	seq, err := strconv.ParseInt(digits, 10, 64)
+	return seq, err == nil
+}
+
 // contenders returns the lock's contender node names in queue order.
 func contenders(children []string) []string {
 	type entry struct {
@@ -213,15 +240,9 @@ func contenders(children []string) []string {
 	}
 	es := make([]entry, 0, len(children))
 	for _, ch := range children {
-		i := strings.LastIndex(ch, lockMarker)
-		if i < 0 {
-			continue
+		if seq, ok := contenderSeq(ch); ok {
+			es = append(es, entry{ch, seq})
 		}
-		seq, err := strconv.ParseInt(ch[i+len(lockMarker):], 10, 64)
-		if err != nil {
-			continue
-		}
-		es = append(es, entry{ch, seq})
 	}
 	sort.Slice(es, func(i, j int) bool {
 		if es[i].seq != es[j].seq {

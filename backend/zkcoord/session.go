@@ -115,6 +115,13 @@ func (s *session) Err() error {
 	return s.err
 }
 
+// expired records that the ZooKeeper session is gone (learnt from a request)
+// and ends the coord session now rather than when the monitor notices.
+func (s *session) expired(err error) {
+	s.wd.lose(err)
+	s.end(s.wd.Err())
+}
+
 // end ends the session and every lock it holds, once.
 func (s *session) end(err error) bool {
 	s.mu.Lock()
