@@ -113,6 +113,60 @@ func TestLockOnServer(t *testing.T) {
 		waitContenders(t, c, name, 0)
 	})
 
+	t.Run("EachWaiterWatchesOnlyItsPredecessor", func(t *testing.T) {
+		const n = 4
+		name := "herd"
+		sessions := make([]*coord.Session, n)
+		guards := make(chan *lock.Guard, n)
+		for i := range sessions {
+			sessions[i] = newSession(t, c)
+			m := mutex(t, sessions[i], name)
+			go func() {
+				g, err := m.Lock(ctxT(t, 20*time.Second))
+				if err != nil {
+					t.Error(err)
+				}
+				guards <- g
+			}()
+			waitContenders(t, c, name, i+1)
+		}
+		queue, _, err := rawConn(t, srv.Addr).Children("/coord/lock/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queue = contenders(queue)
+		// wchc lists, per session, the paths it watches. Waiter i must watch
+		// exactly its predecessor's node: one wake-up per release, no herd.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			out, err := local.FourLetter(ctxT(t, 5*time.Second), srv.Addr, "wchc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			watches := parseWCHC(out)
+			ok := true
+			for i := 1; i < n; i++ {
+				want := "/coord/lock/" + name + "/" + queue[i-1]
+				if got := watches[sessions[i].ID()]; len(got) != 1 || got[0] != want {
+					ok = false
+				}
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("watches per session:\n%s\nqueue %v", out, queue)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for i := 0; i < n; i++ {
+			g := <-guards
+			if err := g.Unlock(ctxT(t, 5*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
 	t.Run("TryLockAndCancelLeaveNoState", func(t *testing.T) {
 		name := "try/cancel"
 		g, err := mutex(t, newSession(t, c), name).Lock(ctxT(t, 5*time.Second))
@@ -339,4 +393,20 @@ func TestLockOnServer(t *testing.T) {
 		}
 		_ = g2.Unlock(ctxT(t, 5*time.Second))
 	})
+}
+
+// parseWCHC parses the wchc four-letter answer: a session ID line followed by
+// tab-indented watched paths.
+func parseWCHC(out string) map[string][]string {
+	m := map[string][]string{}
+	cur := ""
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, "0x"):
+			cur = strings.TrimSpace(line)
+		case strings.HasPrefix(line, "\t") && cur != "":
+			m[cur] = append(m[cur], strings.TrimSpace(line))
+		}
+	}
+	return m
 }
