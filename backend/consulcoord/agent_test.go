@@ -129,6 +129,12 @@ func testSessionSettings(t *testing.T, a *local.Consul, cli *api.Client) {
 			t.Errorf("server-side session %+v; want TTL %s, behavior delete, lock-delay %s, no node checks", info, tt.ttl, tt.lockDelay)
 		}
 	}
+	for _, bad := range []coord.SessionOption{coord.SessionTTL(25 * time.Hour), coord.SessionLockDelay(-time.Second), coord.SessionLockDelay(61 * time.Second)} {
+		if s, err := c.NewSession(ctxFor(t, 5*time.Second), bad); err == nil {
+			_ = s.Close(ctxFor(t, 5*time.Second))
+			t.Error("NewSession accepted a TTL or lock-delay outside Consul's range")
+		}
+	}
 }
 
 func testRequestCount(t *testing.T, a *local.Consul, _ *api.Client) {
@@ -218,7 +224,8 @@ func testExpiry(t *testing.T, a *local.Consul, _ *api.Client) {
 		t.Fatal(err)
 	}
 	// The session's blocking query sees the invalidation at once.
-	closedWithin(t, s1.Done(), 2*time.Second, "session Done after server-side expiry")
+	// (renewals run every TTL/3, so a 1s bound proves the watch did it).
+	closedWithin(t, s1.Done(), time.Second, "session Done after server-side expiry")
 	if !errors.Is(s1.Err(), coord.ErrSessionExpired) {
 		t.Fatalf("session Err() = %v, want ErrSessionExpired", s1.Err())
 	}

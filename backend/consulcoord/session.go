@@ -17,6 +17,8 @@ import (
 const (
 	minTTL = 10 * time.Second
 	maxTTL = 24 * time.Hour
+	// maxLockDelay is the longest lock-delay Consul documents.
+	maxLockDelay = time.Minute
 )
 
 // watchWait is how long one blocking query may wait on the server.
@@ -71,8 +73,8 @@ func (c *client) NewSession(ctx context.Context, cfg driver.SessionConfig) (driv
 	if err != nil {
 		return nil, err
 	}
-	if cfg.LockDelay < 0 {
-		return nil, fmt.Errorf("consul: negative lock-delay %s", cfg.LockDelay)
+	if cfg.LockDelay < 0 || cfg.LockDelay > maxLockDelay {
+		return nil, fmt.Errorf("consul: lock-delay %s is outside Consul's documented range of 0 to %s", cfg.LockDelay, maxLockDelay)
 	}
 	body := map[string]any{
 		"Name":       "coord",

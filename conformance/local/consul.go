@@ -31,8 +31,8 @@ type Consul struct {
 }
 
 // ConsulBinary finds a Consul agent binary: $COORD_CONSUL_BIN, then `consul`
-// on PATH, then $HOME/.cache/coord/consulsrv-v1.16.3 (built from
-// tools/consulsrv by scripts/build-consul.sh).
+// on PATH, then consulsrv-v1.16.3 (built from tools/consulsrv by
+// scripts/build-consul.sh) in $XDG_CACHE_HOME/coord or $HOME/.cache/coord.
 func ConsulBinary() (string, error) {
 	if p := os.Getenv("COORD_CONSUL_BIN"); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -43,15 +43,22 @@ func ConsulBinary() (string, error) {
 	if p, err := exec.LookPath("consul"); err == nil {
 		return p, nil
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no consul on PATH and no home directory: %w", err)
+	var dirs []string
+	if d, err := os.UserCacheDir(); err == nil {
+		dirs = append(dirs, d)
 	}
-	p := filepath.Join(home, ".cache", "coord", "consulsrv-"+ConsulVersion)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("no COORD_CONSUL_BIN, no consul on PATH, no %s", p)
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".cache"))
 	}
-	return p, nil
+	var tried []string
+	for _, d := range dirs {
+		p := filepath.Join(d, "coord", "consulsrv-"+ConsulVersion)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		tried = append(tried, p)
+	}
+	return "", fmt.Errorf("no COORD_CONSUL_BIN, no consul on PATH, none of %v", tried)
 }
 
 // StartConsul starts a Consul agent in -dev mode on free loopback ports (HTTP,
