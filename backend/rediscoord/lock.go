@@ -49,7 +49,9 @@ func (c *client) Lock(ctx context.Context, ds driver.Session, name string, opts 
 	w := &waiter{c: c, s: s, base: c.lockBase(name), wid: wid, owner: s.id + ":" + wid, try: opts.Try}
 	h, err := w.run(ctx)
 	if err != nil {
-		w.cleanup(ctx)
+		if !errors.Is(err, coord.ErrLocked) { // a failed TryLock created nothing
+			w.cleanup(ctx)
+		}
 		return nil, err
 	}
 	return h, nil

@@ -117,8 +117,8 @@ func (s *session) Close(ctx context.Context) error {
 	return err
 }
 
-// end ends the session with err and every lock it holds with
-// coord.Lost(err). Only the first call has an effect.
+// end ends every lock the session holds with coord.Lost(err), then the
+// session itself with err. Only the first call has an effect.
 func (s *session) end(err error) bool {
 	s.mu.Lock()
 	if s.err != nil {
@@ -128,11 +128,11 @@ func (s *session) end(err error) bool {
 	s.err = err
 	helds := s.helds
 	s.helds = nil
-	close(s.done)
 	s.mu.Unlock()
-	for _, h := range helds {
+	for _, h := range helds { // before Done closes: a session's Done implies its locks' Done
 		h.End(coord.Lost(err))
 	}
+	close(s.done)
 	s.c.untrack(s)
 	return true
 }

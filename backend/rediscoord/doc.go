@@ -1,0 +1,34 @@
+// Package rediscoord is coord's Redis backend: sessions kept alive by a
+// client-side heartbeat, and a fair (FIFO), herd-free lock with fencing
+// tokens, all state changes done by Lua scripts on one Redis primary.
+//
+// Open a client from a URL (import this package for its side effect, or
+// github.com/coordkit/coord/backend/all):
+//
+//	redis://[user:pass@]host:6379[/db]
+//	rediss://[user:pass@]host:6379[/db]?ca=ca.pem&cert=client.pem&key=client-key.pem
+//
+// or wrap a *redis.Client you already have with New.
+//
+// Sessions: a session is a key NS:session:ID with a PX TTL that a background
+// heartbeat renews every TTL/3, together with every lock the session holds.
+// The session is lost when the key is gone (the server expired it, or
+// ExpireSession deleted it), or when no renewal succeeded for 9/10 of the
+// TTL — before the server can expire anything the session owns.
+//
+// Locks: the lock NS:lock:{NAME} holds its owner, with a PX TTL renewed by the
+// heartbeat; an acquisition increments the fencing counter NS:lock:{NAME}:fence
+// in the same script and returns it as the token. Waiters queue in
+// NS:lock:{NAME}:waiters (FIFO); a release wakes only the first live waiter by
+// pushing to that waiter's own list, on which it blocks with BLPOP. A waiter
+// also re-checks when the holder's key would expire (the holder may have died)
+// or after one TTL at most: a safety net, not the normal wake-up path.
+//
+// Limits: a Redis lock lives on one primary. Redis replicates asynchronously,
+// so a failover (Sentinel, or a manual promotion) can lose a held lock and
+// move the fencing counter back: two holders may then overlap and a token may
+// repeat. Use the fencing token with a resource that rejects stale tokens.
+// Redis Cluster and Ring clients are not supported (the scripts touch keys of
+// several locks and sessions at once). Redlock over several independent
+// primaries (redis://h1,h2,h3?mode=redlock) is not implemented yet.
+package rediscoord
