@@ -19,6 +19,7 @@ type tracker struct {
 	lastRecv atomic.Int64
 
 	mu      sync.Mutex
+	dialErr error // the last failed dial, for error messages
 	sid     int64
 	passwd  []byte
 	timeout time.Duration
@@ -40,10 +41,31 @@ func (t *tracker) dial(network, addr string, timeout time.Duration) (net.Conn, e
 	} else {
 		c, err = d.Dial(network, addr)
 	}
+	if err == nil && t.tls != nil {
+		// Handshake now, within the dial timeout, so that a certificate
+		// problem is reported as the dial's error.
+		tc := c.(*tls.Conn)
+		_ = tc.SetDeadline(time.Now().Add(timeout))
+		if err = tc.Handshake(); err == nil {
+			_ = tc.SetDeadline(time.Time{})
+		} else {
+			_ = c.Close()
+		}
+	}
+	t.mu.Lock()
+	t.dialErr = err
+	t.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	return &trackedConn{Conn: c, t: t}, nil
+}
+
+// lastDialErr is the error of the last dial, nil if it succeeded.
+func (t *tracker) lastDialErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dialErr
 }
 
 // lastHeard is when a byte last arrived from a server.

@@ -107,8 +107,12 @@ func (c *client) dial(ctx context.Context, ttl time.Duration) (*zk.Conn, *tracke
 	case <-wd.established:
 	case <-ctx.Done():
 		conn.Close()
-		return nil, nil, nil, fmt.Errorf("zkcoord: no ZooKeeper session from %s: %w: %w",
-			strings.Join(c.servers, ","), ctx.Err(), coord.ErrUnavailable)
+		why := ""
+		if err := tr.lastDialErr(); err != nil {
+			why = fmt.Sprintf(" (last attempt: %v)", err)
+		}
+		return nil, nil, nil, fmt.Errorf("zkcoord: no ZooKeeper session from %s%s: %w: %w",
+			strings.Join(c.servers, ","), why, ctx.Err(), coord.ErrUnavailable)
 	}
 	if c.auth != nil {
 		if err := within(ctx, func() error { return conn.AddAuth("digest", c.auth) }); err != nil {

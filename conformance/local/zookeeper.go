@@ -23,6 +23,13 @@ type ZooKeeper struct {
 	Process *Process
 	// DataDir holds the server's snapshots and transaction log.
 	DataDir string
+	// TLSURL is the zks:// URL of the TLS port, with ?ca= naming the CA that
+	// signed the server's certificate (StartZooKeeperTLS only).
+	TLSURL string
+	// TLSAddr is the TLS client address (StartZooKeeperTLS only).
+	TLSAddr string
+	// CAFile is the PEM file of that CA (StartZooKeeperTLS only).
+	CAFile string
 }
 
 // ZooKeeper's session timeout bounds for the local server. tickTime is 500ms,
@@ -55,6 +62,26 @@ const ZooKeeperClasspathEnv = "COORD_ZOOKEEPER_CLASSPATH"
 // jars are missing.
 func StartZooKeeper(t testing.TB) *ZooKeeper {
 	t.Helper()
+	return startZooKeeper(t, false)
+}
+
+// StartZooKeeperTLS is StartZooKeeper with a second, TLS client port
+// (secureClientPort, Netty) serving a certificate for 127.0.0.1 signed by a
+// throwaway CA: see the TLSURL, TLSAddr and CAFile fields.
+func StartZooKeeperTLS(t testing.TB) *ZooKeeper {
+	t.Helper()
+	return startZooKeeper(t, true)
+}
+
+// zkTLSJars are what Netty's TLS needs beyond zookeeper.jar's manifest.
+var zkTLSJars = []string{
+	"/usr/share/java/netty-codec.jar",
+	"/usr/share/java/netty-resolver.jar",
+	"/usr/share/java/netty-transport-native-unix-common.jar",
+}
+
+func startZooKeeper(t testing.TB, withTLS bool) *ZooKeeper {
+	t.Helper()
 	java, err := exec.LookPath("java")
 	if err != nil {
 		Missing(t, "ZooKeeper (java)", "apt-get install zookeeper")
@@ -67,6 +94,13 @@ func StartZooKeeper(t testing.TB) *ZooKeeper {
 			}
 		}
 		cp = strings.Join(zkJars, ":")
+		if withTLS {
+			for _, j := range zkTLSJars {
+				if _, err := os.Stat(j); err == nil {
+					cp += ":" + j
+				}
+			}
+		}
 	}
 	dir := TempDir(t, "coord-zk-")
 	data := filepath.Join(dir, "data")
@@ -86,6 +120,24 @@ maxSessionTimeout=%d
 maxClientCnxns=0
 autopurge.purgeInterval=0
 `, zkTickTime, data, port, ZooKeeperMinSession.Milliseconds(), ZooKeeperMaxSession.Milliseconds())
+	zkServer := &ZooKeeper{URL: "zk://" + addr, Addr: addr, DataDir: data}
+	var props []string
+	if withTLS {
+		tlsPort := FreePort(t)
+		zkServer.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
+		ca, keyStore := writeTestPKI(t, dir)
+		zkServer.CAFile = ca
+		zkServer.TLSURL = "zks://" + zkServer.TLSAddr + "?ca=" + ca
+		cfg += fmt.Sprintf("secureClientPort=%d\n", tlsPort)
+		props = []string{
+			"-Dzookeeper.serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+			"-Dzookeeper.ssl.keyStore.location=" + keyStore,
+			"-Dzookeeper.ssl.keyStore.type=PEM",
+			"-Dzookeeper.ssl.trustStore.location=" + ca,
+			"-Dzookeeper.ssl.trustStore.type=PEM",
+			"-Dzookeeper.ssl.clientAuth=none",
+		}
+	}
 	cfgPath := filepath.Join(dir, "zoo.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatalf("zoo.cfg: %v", err)
@@ -106,11 +158,21 @@ log4j.logger.org.apache.zookeeper.server.NIOServerCnxn=ERROR
 		"-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
 		"-Dlog4j.configuration=file:" + filepath.Join(dir, "log4j.properties"),
 		"-Dzookeeper.jmx.log4j.disable=true",
-		"-cp", dir + ":" + cp,
-		"org.apache.zookeeper.server.ZooKeeperServerMain", cfgPath,
 	}
-	p := Start(t, java, args, nil, zkReady(addr), 60*time.Second)
-	return &ZooKeeper{URL: "zk://" + addr, Addr: addr, Process: p, DataDir: data}
+	args = append(args, props...)
+	args = append(args, "-cp", dir+":"+cp, "org.apache.zookeeper.server.ZooKeeperServerMain", cfgPath)
+	ready := zkReady(addr)
+	if withTLS {
+		plain := ready
+		ready = func(ctx context.Context) error {
+			if err := plain(ctx); err != nil {
+				return err
+			}
+			return DialReady(zkServer.TLSAddr)(ctx)
+		}
+	}
+	zkServer.Process = Start(t, java, args, nil, ready, 60*time.Second)
+	return zkServer
 }
 
 // zkReady succeeds once the server answers "srvr" as a serving standalone
