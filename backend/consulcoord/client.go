@@ -121,7 +121,14 @@ func directChildren(prefix string, pairs []*api.KVPair) []*api.KVPair {
 	return out
 }
 
-// unavailable wraps a native error as coord.ErrUnavailable, naming the agent.
-func (c *client) unavailable(op string, err error) error {
+// failed wraps a native error, naming the agent and the operation. Transport
+// errors and server-side failures (5xx, 429) wrap coord.ErrUnavailable;
+// a refusal (403 permission denied, 400 bad request, ...) does not, since
+// retrying will not help.
+func (c *client) failed(op string, err error) error {
+	var se api.StatusError
+	if errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && se.Code != http.StatusTooManyRequests {
+		return fmt.Errorf("consul %s: %s: %w", c.desc, op, err)
+	}
 	return fmt.Errorf("consul %s: %s: %w: %w", c.desc, op, coord.ErrUnavailable, err)
 }

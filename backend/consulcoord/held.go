@@ -51,7 +51,7 @@ func (h *held) Release(ctx context.Context) error {
 	}
 	ok, _, err := h.c.cli.KV().DeleteCAS(&api.KVPair{Key: h.key, ModifyIndex: h.modify}, (&api.WriteOptions{}).WithContext(ctx))
 	if err != nil {
-		return h.c.unavailable("release "+h.key, err)
+		return h.c.failed("release "+h.key, err)
 	}
 	if !ok {
 		cause := h.s.Err()

@@ -19,7 +19,7 @@ func (c *client) Contenders(ctx context.Context, recipe, name string) (int, erro
 	prefix := c.recipePrefix(recipe, name)
 	keys, _, err := c.cli.KV().Keys(prefix, "", (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return 0, c.unavailable("list "+prefix, err)
+		return 0, c.failed("list "+prefix, err)
 	}
 	n := 0
 	for _, k := range keys {
@@ -35,7 +35,7 @@ func (c *client) Contenders(ctx context.Context, recipe, name string) (int, erro
 // keys are deleted and its owner sees the session lost).
 func (c *client) ExpireSession(ctx context.Context, id string) error {
 	if _, err := c.cli.Session().Destroy(id, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-		return c.unavailable(fmt.Sprintf("destroy session %s", id), err)
+		return c.failed(fmt.Sprintf("destroy session %s", id), err)
 	}
 	return nil
 }

@@ -90,7 +90,7 @@ func (c *client) acquire(ctx context.Context, s *session, prefix, key string, o 
 	}
 	ok, resp, _, err := c.cli.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
-		return nil, c.unavailable("lock transaction", err)
+		return nil, c.failed("lock transaction", err)
 	}
 	if !ok {
 		return nil, c.rejected(ctx, s, resp)

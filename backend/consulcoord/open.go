@@ -152,19 +152,20 @@ func open(ctx context.Context, u *coord.URL, o coord.Options) (driver.Client, er
 }
 
 // ping checks that the agent answers, that its cluster has a leader, and that
-// the token can read coord's prefix (an ACL problem shows up at Open rather
-// than at the first lock).
+// the ACL token is known (a KV read of coord's prefix), so a wrong token shows
+// up at Open. A valid token that lacks permissions (session:write,
+// key_prefix:write on the prefix) fails the first session or lock instead.
 func (c *client) ping(ctx context.Context) error {
 	q := (&api.QueryOptions{}).WithContext(ctx)
 	leader, err := c.cli.Status().LeaderWithQueryOptions(q)
 	if err != nil {
-		return c.unavailable("status/leader", err)
+		return c.failed("status/leader", err)
 	}
 	if leader == "" {
 		return fmt.Errorf("consul %s: the cluster has no leader: %w", c.desc, coord.ErrUnavailable)
 	}
 	if _, _, err := c.cli.KV().Keys(c.root+"/", "/", q); err != nil {
-		return c.unavailable("read "+c.root+"/", err)
+		return c.failed("read "+c.root+"/", err)
 	}
 	return nil
 }

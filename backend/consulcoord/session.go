@@ -86,7 +86,7 @@ func (c *client) NewSession(ctx context.Context, cfg driver.SessionConfig) (driv
 	var out struct{ ID string }
 	start := time.Now()
 	if _, err := c.cli.Raw().Write("/v1/session/create", body, &out, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-		return nil, c.unavailable("create session", err)
+		return nil, c.failed("create session", err)
 	}
 	if out.ID == "" {
 		return nil, fmt.Errorf("consul %s: create session: empty session ID in the answer: %w", c.desc, coord.ErrCorrupt)
@@ -167,7 +167,7 @@ func (s *session) Close(ctx context.Context) error {
 	if !first || err == nil {
 		return nil
 	}
-	return s.c.unavailable("destroy session "+s.id, err)
+	return s.c.failed("destroy session "+s.id, err)
 }
 
 // renew renews the session every TTL/3, retrying failures every TTL/20. The

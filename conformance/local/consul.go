@@ -22,9 +22,10 @@ const ConsulVersion = "v1.16.3"
 // Consul is a single-node Consul agent in -dev mode (a server that elects
 // itself leader; Raft state in memory, so no fsync) started by StartConsul.
 type Consul struct {
-	// URL is the coord backend URL, "consul://127.0.0.1:PORT".
+	// URL is the coord backend URL, "consul://127.0.0.1:PORT" (consuls:// of
+	// the HTTPS port when started with TLS).
 	URL string
-	// Addr is the agent's HTTP address, "127.0.0.1:PORT".
+	// Addr is the agent's plain HTTP address, "127.0.0.1:PORT".
 	Addr string
 	// Process is the agent process, for fault injection (Kill, Pause).
 	Process *Process
@@ -61,11 +62,31 @@ func ConsulBinary() (string, error) {
 	return "", fmt.Errorf("no COORD_CONSUL_BIN, no consul on PATH, none of %v", tried)
 }
 
+// ConsulOptions configures StartConsulWith.
+type ConsulOptions struct {
+	// HCL is extra agent configuration, one -hcl argument each (e.g. an acl
+	// stanza).
+	HCL []string
+	// TLS, when set, makes the agent also serve HTTPS with these PEM files
+	// (requiring client certificates signed by CAFile); URL is then the
+	// consuls:// URL of the HTTPS port, without ?ca=&cert=&key=.
+	TLS *ConsulTLS
+}
+
+// ConsulTLS names the PEM files of a TLS-serving agent.
+type ConsulTLS struct{ CAFile, CertFile, KeyFile string }
+
 // StartConsul starts a Consul agent in -dev mode on free loopback ports (HTTP,
 // server RPC and Serf LAN; DNS, gRPC and Serf WAN disabled) with a temporary
 // data directory, waits until it has elected itself leader, and stops it when
 // t ends. Without a binary it calls Missing.
 func StartConsul(t testing.TB) *Consul {
+	t.Helper()
+	return StartConsulWith(t, ConsulOptions{})
+}
+
+// StartConsulWith is StartConsul with extra configuration.
+func StartConsulWith(t testing.TB, o ConsulOptions) *Consul {
 	t.Helper()
 	bin, err := ConsulBinary()
 	if err != nil {
@@ -89,8 +110,20 @@ func StartConsul(t testing.TB) *Consul {
 		"-hcl", "disable_update_check = true",
 		"-log-level", "warn",
 	}
+	for _, h := range o.HCL {
+		args = append(args, "-hcl", h)
+	}
+	url := "consul://" + addr
+	if o.TLS != nil {
+		httpsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
+		_, httpsPort, _ := net.SplitHostPort(httpsAddr)
+		args = append(args, "-https-port", httpsPort, "-hcl", fmt.Sprintf(
+			"tls { defaults { ca_file = %q cert_file = %q key_file = %q } https { verify_incoming = true } }",
+			o.TLS.CAFile, o.TLS.CertFile, o.TLS.KeyFile))
+		url = "consuls://" + httpsAddr
+	}
 	p := Start(t, bin, args, []string{"CHECKPOINT_DISABLE=1"}, consulLeaderReady(addr), 60*time.Second)
-	return &Consul{URL: "consul://" + addr, Addr: addr, Process: p}
+	return &Consul{URL: url, Addr: addr, Process: p}
 }
 
 // consulLeaderReady succeeds once GET /v1/status/leader names a leader.
