@@ -82,7 +82,7 @@ func TestTLS(t *testing.T) {
 
 	for _, u := range []string{
 		a.URL + "?cert=" + files["client"] + "&key=" + files["client-key"], // server not trusted
-		a.URL + "?ca=" + files["ca"], // no client certificate
+		a.URL + "?ca=" + files["ca"],                                       // no client certificate
 	} {
 		if _, err := coord.Open(ctxFor(t, 10*time.Second), u, coord.WithDialTimeout(2*time.Second)); !errors.Is(err, coord.ErrUnavailable) {
 			t.Errorf("Open(%s) = %v, want ErrUnavailable", u, err)
