@@ -168,7 +168,10 @@ func (w *waiter) recheckAfter(pttl int64) time.Duration {
 // of the predecessor, the interrupter (ctx done or session lost) or the
 // timeout ends it.
 func (w *waiter) wait(ctx context.Context, d time.Duration) error {
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d+2*time.Second)
+	// The reply to a BLPOP that timed out on the server is due at once; a
+	// server that does not send it within the margin is treated as gone.
+	margin := min(max(w.s.ttl/2, 200*time.Millisecond), 2*time.Second)
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d+margin)
 	defer cancel()
 	secs := strconv.FormatFloat(d.Seconds(), 'f', 3, 64)
 	err := w.c.blk.Do(bctx, "BLPOP", wakeKey(w.base, w.wid), secs).Err()
@@ -207,7 +210,7 @@ func (w *waiter) startInterrupter(ctx context.Context) {
 			case <-ctx.Done():
 			case <-w.s.done:
 			}
-			ictx, cancel := context.WithTimeout(context.Background(), time.Second)
+			ictx, cancel := context.WithTimeout(context.Background(), min(time.Second, w.s.ttl/2))
 			defer cancel()
 			key := wakeKey(w.base, w.wid)
 			_, _ = w.c.rdb.TxPipelined(ictx, func(p redis.Pipeliner) error {
@@ -232,7 +235,13 @@ func (w *waiter) stopInterrupter() {
 // cannot reach Redis, the session's next renewal does it (or, if the session
 // is lost, the entries die with it and the next release skips them).
 func (w *waiter) cleanup(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	timeout := cleanupTimeout
+	if w.s.Err() != nil {
+		// The entries die with the session anyway; don't hold the caller
+		// long if Redis is what failed.
+		timeout = min(timeout, w.s.ttl/2)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := scriptCancel.Run(cctx, w.c.rdb, []string{w.base, w.s.owned}, w.owner, w.wid, w.c.sessionPrefix()).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		w.s.abandon(w.wid, w.base)

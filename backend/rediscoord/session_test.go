@@ -177,3 +177,32 @@ func TestServerKilledLosesSessionsAndUnblocksLock(t *testing.T) {
 		t.Fatalf("closing lost sessions took %s", d)
 	}
 }
+
+// A paused (SIGSTOP) server answers nothing: sessions are lost within the TTL
+// and a blocked Lock returns, bounded by its BLPOP deadline and clean-up.
+func TestServerPausedLosesSessionsAndUnblocksLock(t *testing.T) {
+	srv := local.StartRedis(t)
+	c := openURL(t, srv.URL, coord.WithNamespace("pause"))
+	const ttl = time.Second
+	s1 := newSession(t, c, ttl)
+	g1 := mustLock(t, newMutex(t, s1, "l"))
+	s2 := newSession(t, c, ttl)
+	waiting := lockAsync(ctxFor(t, 30*time.Second), newMutex(t, s2, "l"))
+	waitContenders(t, c, "l", 2)
+	paused := time.Now()
+	srv.Process.Pause()
+	defer srv.Process.Resume()
+	expectClosed(t, s1.Done(), ttl, "holder session Done after the server was paused")
+	expectErr(t, g1.Err(), lock.ErrLockLost, coord.ErrSessionExpired)
+	t.Logf("holder lost %s after the pause", time.Since(paused).Round(time.Millisecond))
+	select {
+	case r := <-waiting:
+		expectErr(t, r.err, coord.ErrSessionExpired)
+		t.Logf("blocked Lock returned %s after the pause", r.at.Sub(paused).Round(time.Millisecond))
+		if d := r.at.Sub(paused); d > 3*ttl {
+			t.Fatalf("blocked Lock returned %s after the pause, want within 3 TTLs", d)
+		}
+	case <-time.After(ttl + 6*time.Second):
+		t.Fatal("blocked Lock hangs while the server is paused")
+	}
+}
