@@ -24,6 +24,12 @@
 // also re-checks when the holder's key would expire (the holder may have died)
 // or after one TTL at most: a safety net, not the normal wake-up path.
 //
+// Everything lives under the client's namespace NS (default "coord"). A lock
+// name is wrapped in braces, so names containing ':' never collide with
+// another lock's keys. Fencing counters are kept forever (one small key per
+// lock name ever used), so tokens keep increasing across idle periods.
+// Requires Redis 6.0.6 or later (LPOS, fractional BLPOP timeouts).
+//
 // Limits: a Redis lock lives on one primary. Redis replicates asynchronously,
 // so a failover (Sentinel, or a manual promotion) can lose a held lock and
 // move the fencing counter back: two holders may then overlap and a token may
