@@ -1,6 +1,7 @@
 package zkcoord
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -61,6 +62,15 @@ func TestPartitionedHolderLetsGoBeforeSuccessorAcquires(t *testing.T) {
 	waitContenders(t, near, "p", 2)
 	blocked := time.Now()
 	proxy.Block()
+	// A release that cannot reach the server fails and the lock stays held
+	// (the successor must not be let in early, so the holder must not stop
+	// believing it holds before its session is gone).
+	if err := g.Unlock(ctxT(t, 200*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Unlock while partitioned = %v, want DeadlineExceeded", err)
+	}
+	if g.Err() != nil {
+		t.Fatalf("guard ended by a release that never reached the server: %v", g.Err())
+	}
 	waitDone(t, g.Done(), testTTL+2*time.Second, "partitioned holder's guard")
 	lost := time.Now()
 	if !errors.Is(g.Err(), coord.ErrSessionExpired) {

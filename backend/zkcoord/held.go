@@ -95,19 +95,27 @@ func (h *held) watch(wch <-chan zk.Event) {
 
 // Release deletes the node, then ends h with coord.ErrNotHeld. It returns an
 // error wrapping coord.ErrNotHeld if h had already ended or the node was gone.
-// If the server cannot be reached within ctx the lock stays held (until the
-// session ends) and Release returns the error.
+// If the server cannot be reached within ctx, Release returns the error and
+// the lock stays held until the delete goes through or the session ends.
 func (h *held) Release(ctx context.Context) error {
 	if err := h.Err(); err != nil {
 		return fmt.Errorf("zkcoord: release %s: %w", h.path, notHeld(err))
 	}
 	h.releasing.Store(true)
-	_, err := call(ctx, h.s, func() (struct{}, error) { return struct{}{}, h.s.conn.Delete(h.path, -1) }, nil)
-	switch {
-	case err == nil:
+	released := func() {
 		h.s.dropNode(h.path)
 		h.s.dropHeld(h)
 		h.End(coord.ErrNotHeld)
+	}
+	late := func(_ struct{}, err error) { // the delete went through after Release gave up
+		if err == nil {
+			released()
+		}
+	}
+	_, err := call(ctx, h.s, func() (struct{}, error) { return struct{}{}, h.s.conn.Delete(h.path, -1) }, late)
+	switch {
+	case err == nil:
+		released()
 		return nil
 	case errors.Is(err, zk.ErrNoNode):
 		h.s.dropNode(h.path)
@@ -119,9 +127,14 @@ func (h *held) Release(ctx context.Context) error {
 		h.End(coord.Lost(cause))
 		return fmt.Errorf("zkcoord: release %s: %w", h.path, notHeld(h.Err()))
 	default:
-		h.releasing.Store(false)
 		if e := h.Err(); e != nil {
 			return fmt.Errorf("zkcoord: release %s: %w", h.path, notHeld(e))
+		}
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			// The server refused: the node is still there. (A delete that
+			// Release gave up on may still go through; releasing stays set so
+			// that its deletion is not taken for a loss.)
+			h.releasing.Store(false)
 		}
 		return fmt.Errorf("zkcoord: release %s: %w", h.path, wrapCtx(err))
 	}
