@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -27,7 +28,9 @@ func lockCommand(st *state) *cli.Command {
 			"COORD_LOCK_NAME and COORD_FENCING_TOKEN in its environment, releases the lock when CMD exits\n" +
 			"and exits with CMD's exit code. SIGINT, SIGTERM and SIGHUP are forwarded to CMD.\n" +
 			"If the lock is lost while CMD runs (session expired), CMD gets SIGTERM, then SIGKILL after\n" +
-			"--kill-after, and coordctl exits 4. Exits 3 when the lock was not acquired.",
+			"--kill-after, and coordctl exits 4. Exits 3 when the lock was not acquired.\n" +
+			"With --output json, progress events (waiting, acquired, started, signal, lost, exited,\n" +
+			"released) go to stderr as JSON lines; stdout is left to CMD.",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "wait", Usage: "give up after waiting this long for the lock (exit 3); default: wait forever"},
 			&cli.BoolFlag{Name: "try", Usage: "do not wait: exit 3 at once if the lock is held"},
@@ -92,7 +95,9 @@ func (st *state) runLock(c *cli.Context) error {
 		case <-stopWatch:
 		}
 	}()
-	stopSignalWatch := func() { close(stopWatch); <-watchDone }
+	var stopOnce sync.Once
+	stopSignalWatch := func() { stopOnce.Do(func() { close(stopWatch); <-watchDone }) }
+	defer stopSignalWatch()
 	notAcquired := func(what string) error {
 		return withCode(exitNotAcquired, nil, "", "lock %q not acquired: %s; nothing was run", name, what)
 	}
