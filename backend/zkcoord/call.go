@@ -106,7 +106,7 @@ func pause(ctx context.Context, s *session) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("zkcoord: %w", ctx.Err())
+		return ctx.Err()
 	case <-s.Done():
 		return s.Err()
 	}

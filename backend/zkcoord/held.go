@@ -54,7 +54,7 @@ func (s *session) hold(ctx context.Context, node string, token int64) (*held, er
 				return nil, err
 			}
 		default:
-			return nil, wrapCtx(err)
+			return nil, err
 		}
 	}
 }
@@ -136,7 +136,7 @@ func (h *held) Release(ctx context.Context) error {
 			// that its deletion is not taken for a loss.)
 			h.releasing.Store(false)
 		}
-		return fmt.Errorf("zkcoord: release %s: %w", h.path, wrapCtx(err))
+		return fmt.Errorf("zkcoord: release %s: %w", h.path, err)
 	}
 }
 

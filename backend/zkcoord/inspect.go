@@ -21,7 +21,7 @@ func (c *client) Contenders(ctx context.Context, recipe, name string) (int, erro
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("zkcoord: list %s: %w", dir, wrapCtx(err))
+		return 0, fmt.Errorf("zkcoord: list %s: %w", dir, err)
 	}
 	if recipe == "lock" {
 		return len(contenders(children)), nil

@@ -97,7 +97,7 @@ func (s *session) createContender(ctx context.Context, dir, guid string) (string
 			return "", 0, fmt.Errorf("create %s: unexpected multi response: %w", base, coord.ErrCorrupt)
 		case errors.Is(err, zk.ErrNoNode):
 			if _, err := call(ctx, s, func() (struct{}, error) { return struct{}{}, ensurePath(s.conn, dir, s.c.acl) }, nil); err != nil {
-				return "", 0, wrapCtx(err)
+				return "", 0, err
 			}
 			continue
 		case isConnErr(err) && s.Err() == nil:
@@ -112,7 +112,7 @@ func (s *session) createContender(ctx context.Context, dir, guid string) (string
 			}
 			continue
 		default:
-			return "", 0, wrapCtx(err)
+			return "", 0, err
 		}
 	}
 }
@@ -129,7 +129,7 @@ func (s *session) findGUID(ctx context.Context, dir, guid string) (string, int64
 			return p, st.Czxid, nil
 		}
 		if !isConnErr(err) || s.Err() != nil {
-			return "", 0, wrapCtx(err)
+			return "", 0, err
 		}
 		if err := pause(ctx, s); err != nil {
 			return "", 0, err
@@ -196,13 +196,6 @@ func (s *session) deleteGUID(ctx context.Context, dir, guid string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func wrapCtx(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("zkcoord: %w", err)
-	}
-	return err
 }
 
 // contenderSeq parses a contender node name, "_c_<32 hex>-lock-<digits>",
@@ -273,7 +266,7 @@ func (s *session) acquire(ctx context.Context, dir, node string, token int64, tr
 				}
 				continue
 			}
-			return nil, wrapCtx(err)
+			return nil, err
 		}
 		queue := contenders(children)
 		i := indexOf(queue, me)
@@ -302,12 +295,12 @@ func (s *session) acquire(ctx context.Context, dir, node string, token int64, tr
 			}
 			continue
 		case err != nil:
-			return nil, wrapCtx(err)
+			return nil, err
 		}
 		select {
 		case <-wch: // deleted, changed, or the watch ended: list again
 		case <-ctx.Done():
-			return nil, fmt.Errorf("zkcoord: waiting for %s: %w", pred, ctx.Err())
+			return nil, fmt.Errorf("waiting for %s: %w", pred, ctx.Err())
 		case <-s.Done():
 			return nil, s.Err()
 		}
