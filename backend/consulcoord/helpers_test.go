@@ -166,12 +166,3 @@ func keysUnder(t testing.TB, cli *api.Client, prefix string) []string {
 	}
 	return keys
 }
-
-func hasPrefixAll(keys []string, p string) bool {
-	for _, k := range keys {
-		if !strings.HasPrefix(k, p) {
-			return false
-		}
-	}
-	return len(keys) > 0
-}

@@ -93,3 +93,40 @@ func testCleanupRetried(t *testing.T, a *local.Consul) {
 		t.Fatal(err)
 	}
 }
+
+// TestAgentKilled: when the agent dies, a session is lost within its TTL
+// (client-side deadline), its lock reports loss, and a waiting Lock returns.
+func TestAgentKilled(t *testing.T) {
+	a := local.StartConsul(t)
+	c := openURL(t, a.URL)
+	s1 := newSession(t, c)
+	g1 := mustLock(t, mutex(t, s1, "k"))
+	s2 := newSession(t, c)
+	_, errc := lockAsync(t, mutex(t, s2, "k"), time.Minute)
+	waitContenders(t, c, "k", 2)
+	killed := time.Now()
+	a.Process.Kill()
+	bound := s1.TTL() + 2*time.Second
+	closedWithin(t, s1.Done(), bound, "session Done after the agent was killed")
+	t.Logf("session lost %s after the agent was killed (TTL %s)", time.Since(killed).Round(time.Millisecond), s1.TTL())
+	if !errors.Is(s1.Err(), coord.ErrSessionExpired) {
+		t.Fatalf("session Err() = %v, want ErrSessionExpired", s1.Err())
+	}
+	closedWithin(t, g1.Done(), time.Second, "holder Done")
+	if !errors.Is(g1.Err(), coord.ErrLockLost) {
+		t.Fatalf("holder Err() = %v", g1.Err())
+	}
+	err := within(t, errc, bound-time.Since(killed)+time.Second, "blocked Lock after the agent was killed")
+	if !errors.Is(err, coord.ErrSessionExpired) {
+		t.Fatalf("blocked Lock err = %v, want ErrSessionExpired", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s1.Close(ctx); err != nil {
+		t.Fatalf("Close of a lost session: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Close of a lost session took %s", took)
+	}
+}
