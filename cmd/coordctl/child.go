@@ -23,7 +23,8 @@ import (
 // to CMD's process only.
 //
 // CMD gets SIGKILL if coordctl itself dies (Linux parent-death signal): a
-// CMD must never keep running unprotected after its owner is gone.
+// CMD must never keep running unprotected after its owner is gone. Only CMD's
+// own process gets it; processes CMD started in the background survive it.
 type child struct {
 	cmd   *exec.Cmd
 	group bool

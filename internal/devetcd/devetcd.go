@@ -180,7 +180,7 @@ func (s *Server) Endpoint() string { return s.endpoint }
 func (s *Server) DataDir() string { return s.dataDir }
 
 // Err delivers an error if the server fails after it started (for example,
-// its listener breaks). It is not closed by Close.
+// its listener breaks). Close closes it.
 func (s *Server) Err() <-chan error { return s.e.Err() }
 
 // Close stops the server, waiting for its goroutines and listeners to finish,
