@@ -135,11 +135,11 @@ func (s *session) end(err error) bool {
 		helds = append(helds, h)
 	}
 	s.helds = map[*held]struct{}{}
-	close(s.done)
 	s.mu.Unlock()
-	for _, h := range helds {
+	for _, h := range helds { // before Done closes: whoever sees Done sees its locks ended
 		h.End(coord.Lost(err))
 	}
+	close(s.done)
 	return true
 }
 

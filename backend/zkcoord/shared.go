@@ -75,10 +75,7 @@ func (sh *shared) sample() {
 		select {
 		case <-t.C:
 			st, sid := sh.conn.State(), sh.conn.SessionID()
-			if st != last || sid != lastSID {
-				if sid != lastSID && lastSID != 0 && st == zk.StateHasSession && last == zk.StateHasSession {
-					sh.feed(zk.StateDisconnected, lastSID, false) // a change we sampled past
-				}
+			if st != last || sid != lastSID { // a new session ID alone is a loss too
 				sh.feed(st, sid, false)
 				last, lastSID = st, sid
 			}
