@@ -38,8 +38,9 @@ func (h consulHarness) ExpireSession(t testing.TB, s *coord.Session) {
 func (h consulHarness) TTL() time.Duration { return 10 * time.Second }
 
 // LossBound: Consul invalidates a session that is no longer renewed only
-// after twice its TTL (counted from the last renewal), then deletes its keys.
-func (h consulHarness) LossBound() time.Duration { return 2*h.TTL() + time.Second }
+// after twice its TTL (counted from the last renewal), then deletes its keys;
+// the extra 2s absorb the handoff on a busy machine.
+func (h consulHarness) LossBound() time.Duration { return 2*h.TTL() + 2*time.Second }
 
 func TestConsul(t *testing.T) {
 	agent := local.StartConsul(t)
