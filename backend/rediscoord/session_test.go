@@ -206,3 +206,50 @@ func TestServerPausedLosesSessionsAndUnblocksLock(t *testing.T) {
 		t.Fatal("blocked Lock hangs while the server is paused")
 	}
 }
+
+// Close releases every lock of the session, on every name, in one step.
+func TestCloseReleasesEveryLockOfTheSession(t *testing.T) {
+	srv := local.StartRedis(t)
+	c := openURL(t, srv.URL, coord.WithNamespace("all"))
+	const ttl = 30 * time.Second
+	s1 := newSession(t, c, ttl)
+	names := []string{"a", "b/c", "d:e"}
+	var waiting []<-chan result
+	for _, name := range names {
+		mustLock(t, newMutex(t, s1, name))
+		waiting = append(waiting, lockAsync(ctxFor(t, 20*time.Second), newMutex(t, newSession(t, c, ttl), name)))
+		waitContenders(t, c, name, 2)
+	}
+	if err := s1.Close(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range waiting {
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatalf("%s: %v", names[i], r.err)
+			}
+			_ = r.g.Unlock(ctxFor(t, 5*time.Second))
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s: waiter not woken by Close", names[i])
+		}
+	}
+}
+
+// A Lock call that finds its session key gone on the server ends the session
+// at once, without waiting for the next renewal.
+func TestLockOnASessionExpiredOnTheServer(t *testing.T) {
+	srv := local.StartRedis(t)
+	c := openURL(t, srv.URL, coord.WithNamespace("gone"))
+	raw := rawClient(t, srv.Addr)
+	s := newSession(t, c, 30*time.Second)
+	if err := raw.Del(ctxFor(t, time.Second), "gone:session:"+s.ID()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newMutex(t, s, "l").Lock(ctxFor(t, 5*time.Second))
+	expectErr(t, err, coord.ErrSessionExpired)
+	expectClosed(t, s.Done(), time.Second, "session Done")
+	if n := contenders(t, c, "l"); n != 0 {
+		t.Fatalf("%d contenders after a Lock on an expired session", n)
+	}
+}
