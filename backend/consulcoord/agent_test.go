@@ -32,6 +32,7 @@ func TestAgent(t *testing.T) {
 		{"WaiterAbortsWhenItsSessionIsLost", testWaiterSessionLost},
 		{"FIFO", testFIFO},
 		{"FairUnderContention", testFairContention},
+		{"HerdFree", testHerdFree},
 		{"LockDelay", testLockDelay},
 		{"CorruptEntry", testCorrupt},
 	}

@@ -174,3 +174,52 @@ func testCorrupt(t *testing.T, a *local.Consul, cli *api.Client) {
 		t.Fatalf("keys %v: the failed Lock left its own key behind", keys)
 	}
 }
+
+// A release wakes only the next waiter: the others' blocking queries on their
+// own predecessors stay parked and they send no request.
+func testHerdFree(t *testing.T, a *local.Consul, _ *api.Client) {
+	const waiters = 4
+	ns := uniqueNS(t)
+	c0 := openURL(t, a.URL, coord.WithNamespace(ns))
+	g0 := mustLock(t, mutex(t, newSession(t, c0), "herd"))
+	counters := make([]*countingTransport, waiters)
+	gots := make([]<-chan *lock.Guard, waiters)
+	for i := range waiters {
+		cli, ct := nativeClient(t, a.Addr)
+		c, err := New(cli, coord.WithNamespace(ns))
+		if err != nil {
+			t.Fatal(err)
+		}
+		counters[i] = ct
+		gots[i], _ = lockAsync(t, mutex(t, newSession(t, c), "herd"), 30*time.Second)
+		waitContenders(t, c0, "herd", i+2)
+	}
+	time.Sleep(100 * time.Millisecond) // let the last waiter park its query
+	before := make([]int64, waiters)
+	for i, ct := range counters {
+		before[i] = ct.n.Load()
+	}
+	if err := g0.Unlock(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	g1 := within(t, gots[0], 5*time.Second, "first waiter")
+	time.Sleep(300 * time.Millisecond)
+	if n := counters[0].n.Load() - before[0]; n > 2 {
+		t.Errorf("the woken waiter sent %d requests to take over; want 2 (query answer, list)", n)
+	}
+	for i := 1; i < waiters; i++ {
+		if n := counters[i].n.Load() - before[i]; n != 0 {
+			t.Errorf("waiter %d sent %d requests on a release that was not its predecessor's", i+1, n)
+		}
+	}
+	g := g1
+	for i := 1; i < waiters; i++ {
+		if err := g.Unlock(ctxFor(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		g = within(t, gots[i], 5*time.Second, "next waiter")
+	}
+	if err := g.Unlock(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
