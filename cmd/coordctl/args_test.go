@@ -63,11 +63,21 @@ func TestExitStatus(t *testing.T) {
 		{withCode(7, nil, "", ""), 7, ""},
 		{withCode(3, nil, "retry", "lock %q held", "x"), 3, "coordctl: lock \"x\" held: retry\n"},
 		{fail(errTest, "", "open"), 1, "coordctl: open: boom\n"},
+		{errTest, 1, "coordctl: boom\n"},
 	} {
 		var b bytes.Buffer
-		if code := exitStatus(&b, tc.err); code != tc.code || b.String() != tc.out {
+		if code := exitStatus(&b, tc.err, false); code != tc.code || b.String() != tc.out {
 			t.Errorf("exitStatus(%v) = %d, %q; want %d, %q", tc.err, code, b.String(), tc.code, tc.out)
 		}
+	}
+}
+
+func TestExitStatusJSON(t *testing.T) {
+	var b bytes.Buffer
+	code := exitStatus(&b, withCode(3, nil, "retry", "held"), true)
+	want := `{"event":"error","code":3,"message":"coordctl: held: retry"}` + "\n"
+	if code != 3 || b.String() != want {
+		t.Errorf("got %d %q, want 3 %q", code, b.String(), want)
 	}
 }
 

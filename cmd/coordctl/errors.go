@@ -59,19 +59,25 @@ func withCode(code int, cause error, hint, format string, args ...any) error {
 	return &exitErr{code: code, msg: msg, hint: hint, err: cause}
 }
 
-// exitStatus reports err on stderr in the form "coordctl: <what>: <hint>" and
-// returns the exit code.
-func exitStatus(stderr io.Writer, err error) int {
+// exitStatus reports err on stderr in the form "coordctl: <what>: <hint>"
+// (with asJSON, as {"event":"error","message":…,"code":…}) and returns the
+// exit code.
+func exitStatus(stderr io.Writer, err error, asJSON bool) int {
 	if err == nil {
 		return exitOK
 	}
+	code, msg := exitError, err.Error()
 	var e *exitErr
 	if errors.As(err, &e) {
-		if e.msg != "" {
-			fmt.Fprintf(stderr, "coordctl: %s\n", e.Error())
+		code, msg = e.code, e.msg
+		if msg != "" {
+			msg = e.Error()
 		}
-		return e.code
 	}
-	fmt.Fprintf(stderr, "coordctl: %v\n", err)
-	return exitError
+	if msg == "" {
+		return code
+	}
+	p := &printer{json: asJSON, w: stderr}
+	p.emit("coordctl: "+msg, event{Event: "error", Message: "coordctl: " + msg, Code: &code})
+	return code
 }

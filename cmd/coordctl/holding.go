@@ -41,7 +41,7 @@ func (st *state) runHolding(c *cli.Context, g globals, h holding, sigs <-chan os
 		ctx, cancel := g.cleanupCtx(c.Context)
 		defer cancel()
 		if err := h.release(ctx); err != nil {
-			fmt.Fprintf(st.stderr, "coordctl: warning: release %s: %v (closing the session releases it too)\n", h.what, err)
+			st.warn("release %s: %v (closing the session releases it too)", h.what, err)
 			return
 		}
 		ev.emitEvent(event{Event: "released", Lock: h.name, Token: h.token})
@@ -65,8 +65,11 @@ func (st *state) runHolding(c *cli.Context, g globals, h holding, sigs <-chan os
 			lost = coord.ErrLockLost
 		}
 		ownerDone = nil
-		fmt.Fprintf(st.stderr, "coordctl: %s lost while CMD ran (%v): sending SIGTERM to CMD, SIGKILL after %s\n", h.what, lost, killAfter)
-		ev.emitEvent(event{Event: "lost", Lock: h.name, Token: h.token, Error: lost.Error()})
+		if ev != nil {
+			ev.emitEvent(event{Event: "lost", Lock: h.name, Token: h.token, Error: lost.Error()})
+		} else {
+			fmt.Fprintf(st.stderr, "coordctl: %s lost while CMD ran (%v): sending SIGTERM to CMD, SIGKILL after %s\n", h.what, lost, killAfter)
+		}
 		ch.signal(syscall.SIGTERM)
 		killTimer = time.After(killAfter)
 	}

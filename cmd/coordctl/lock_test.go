@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -48,6 +49,21 @@ func TestLockNotAcquired(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, `"busy"`) || !strings.HasPrefix(r.stderr, "coordctl: ") {
 		t.Fatalf("unclear message: %q", r.stderr)
+	}
+
+	// With --output json, stderr is JSON lines, the error included.
+	r = coordctl(t, s.env, "--output", "json", "lock", "--try", "busy", "--", "true")
+	if r.code != 3 {
+		t.Fatalf("--try --output json: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	var last map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		if err := json.Unmarshal([]byte(line), &last); err != nil {
+			t.Fatalf("stderr line %q is not JSON: %v", line, err)
+		}
+	}
+	if last["event"] != "error" || last["code"] != float64(3) || !strings.Contains(fmt.Sprint(last["message"]), `"busy"`) {
+		t.Fatalf("last stderr object %v, want the error with code 3", last)
 	}
 
 	// Flags after NAME are accepted too.

@@ -30,6 +30,8 @@ type state struct {
 	// (see runsCMD); sawDash tells whether "--" was given at all.
 	cmd     []string
 	sawDash bool
+	// json is set once the global flags asked for --output json.
+	json bool
 }
 
 // runsCMD lists the command paths whose arguments after "--" are a command
@@ -43,7 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	st := &state{stdout: stdout, stderr: stderr}
 	app := newApp(st)
 	args = st.prepareArgs(app, args)
-	return exitStatus(stderr, app.RunContext(ctx, args))
+	err := app.RunContext(ctx, args)
+	return exitStatus(stderr, err, st.json)
 }
 
 func newApp(st *state) *cli.App {
@@ -128,7 +131,7 @@ func (st *state) globals(c *cli.Context) (globals, error) {
 	switch out := c.String("output"); out {
 	case "text", "":
 	case "json":
-		g.json = true
+		g.json, st.json = true, true
 	default:
 		return g, usage("use --output text or --output json", "unknown output format %q", out)
 	}

@@ -31,6 +31,14 @@ func (p *printer) emit(text string, obj any) {
 	_, _ = io.WriteString(p.w, text+"\n")
 }
 
+// warn prints a warning on stderr: a "coordctl: warning: …" line, or a JSON
+// warning event with --output json.
+func (st *state) warn(format string, args ...any) {
+	msg := "coordctl: warning: " + fmt.Sprintf(format, args...)
+	p := &printer{json: st.json, w: st.stderr}
+	p.emit(msg, event{Event: "warning", Message: msg})
+}
+
 // event is a JSON line describing something coordctl did.
 type event struct {
 	Event   string `json:"event"`
@@ -41,4 +49,5 @@ type event struct {
 	Signal  string `json:"signal,omitempty"`
 	Code    *int   `json:"code,omitempty"`
 	Error   string `json:"error,omitempty"`
+	Message string `json:"message,omitempty"`
 }
