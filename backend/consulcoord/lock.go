@@ -45,9 +45,11 @@ type contender struct {
 // key is already gone acquires at once, and a holder that released and then
 // closed its session quickly may cost its successor the delay.
 //
-// Reads may be served by a follower's stale state; that is safe here, since
-// keys ahead of a contender are only ever removed, so a stale view can only
-// show more predecessors, never fewer.
+// Reads use Consul's default consistency mode (answered by the leader without
+// a quorum check), so around a leader change they may be stale. That is safe
+// here: keys ahead of a contender are only ever removed and new keys always
+// queue behind it, so a stale view can only show more predecessors, never
+// fewer.
 func (c *client) Lock(ctx context.Context, ds driver.Session, name string, o driver.LockOptions) (driver.Held, error) {
 	s, ok := ds.(*session)
 	if !ok || s.c != c {
