@@ -11,7 +11,10 @@ import (
 	"github.com/coordkit/coord/driver"
 )
 
-// held is a lock held through a contender key.
+// held is a lock held through a contender key. Its loss is detected through
+// its session (renewal failures, and a blocking query that sees a server-side
+// invalidation at once); a key deleted by hand while the session lives is
+// noticed only at Release.
 type held struct {
 	*driver.Ownership
 	c      *client
