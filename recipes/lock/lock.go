@@ -13,10 +13,11 @@
 // whose session is lost sees Guard.Done close and Guard.Err wrap ErrLockLost;
 // it never silently believes it still holds the lock. Each successive holder
 // of a name gets a strictly greater Token. Waiters wake on their
-// predecessor's release (herd-free) and are served in FIFO order on etcd,
-// ZooKeeper and Consul; Redis wakes waiters by pub/sub and does not promise
-// FIFO. Mutexes are not reentrant: two Mutexes of one session on one name
-// exclude each other.
+// predecessor's release (herd-free) and are served in FIFO order on every
+// backend (etcd and ZooKeeper: each waiter watches only its predecessor;
+// Consul: a blocking query on the predecessor; Redis: a waiter queue whose
+// head is woken by the release script). Mutexes are not reentrant: two
+// Mutexes of one session on one name exclude each other.
 //
 // Limits: a lock is a lease, not a guarantee that the holder's work finished
 // alone. A holder paused longer than its TTL (GC, SIGSTOP) loses the lock
