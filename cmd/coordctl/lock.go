@@ -32,9 +32,9 @@ func lockCommand(st *state) *cli.Command {
 			"With --output json, progress events (waiting, acquired, started, signal, lost, exited,\n" +
 			"released) go to stderr as JSON lines; stdout is left to CMD.",
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "wait", Usage: "give up after waiting this long for the lock (exit 3); default: wait forever"},
+			&cli.DurationFlag{Name: "wait", Usage: "give up after waiting `D` for the lock (exit 3)", DefaultText: "wait forever"},
 			&cli.BoolFlag{Name: "try", Usage: "do not wait: exit 3 at once if the lock is held"},
-			&cli.DurationFlag{Name: "kill-after", Value: 10 * time.Second, Usage: "after a loss, SIGKILL CMD if it has not exited this long after SIGTERM"},
+			&cli.DurationFlag{Name: "kill-after", Value: 10 * time.Second, Usage: "after a loss, SIGKILL CMD if it is still running `D` after SIGTERM"},
 		},
 		Action: func(c *cli.Context) error { return st.runLock(c) },
 	}

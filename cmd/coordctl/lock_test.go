@@ -128,6 +128,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"--ttl", "-1s", "lock", "name", "--", "true"},
 		{"--backend", "etcd://", "lock", "name", "--", "true"},
 		{"dev", "extra"},
+		{"help", "nosuchcommand"},
 	} {
 		r := coordctl(t, s.env, args...)
 		if r.code != 2 {

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"strings"
@@ -46,6 +47,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(st)
 	args = st.prepareArgs(app, args)
 	err := app.RunContext(ctx, args)
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		// Only urfave/cli's own errors are cli.ExitCoders here (e.g. "No help
+		// topic for 'x'"): they are usage errors.
+		err = usage("run 'coordctl --help'", "%v", err)
+	}
 	return exitStatus(stderr, err, st.json)
 }
 
