@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,7 +64,9 @@ type Server struct {
 // requests. It fails when the address is taken, the data directory cannot be
 // used, or the server is not ready before ctx is done (or within
 // DefaultReadyTimeout); nothing is left running or on disk (for a temporary
-// directory) when it fails.
+// directory) when it fails. A port it picked itself (the peer port, or the
+// client port for port 0) that another process takes in the meantime is
+// picked again.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	listen := cfg.Listen
 	if listen == "" {
@@ -76,28 +79,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	if port == "0" {
-		p, err := freePort(host)
-		if err != nil {
-			return nil, fmt.Errorf("devetcd: pick a free port on %s: %w", host, err)
-		}
-		port = strconv.Itoa(p)
-	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return nil, fmt.Errorf("devetcd: listen address %q: port must be a number from 0 to 65535", listen)
 	}
-	// Clients are told to use a concrete address even when the server listens
-	// on every interface.
-	advHost := host
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		advHost = "127.0.0.1"
-	}
-	peerHost := "127.0.0.1"
-	peerPort, err := freePort(peerHost)
-	if err != nil {
-		return nil, fmt.Errorf("devetcd: pick a free peer port: %w", err)
-	}
-
-	s := &Server{endpoint: net.JoinHostPort(advHost, port), dataDir: cfg.DataDir}
+	s := &Server{dataDir: cfg.DataDir}
 	if s.dataDir == "" {
 		d, err := os.MkdirTemp("", "coord-devetcd-")
 		if err != nil {
@@ -107,6 +92,66 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	} else if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("devetcd: data directory: %w", err)
 	}
+	const attempts = 3
+	for i := 1; ; i++ {
+		err := s.start(cfg, host, port)
+		if err == nil {
+			break
+		}
+		if i < attempts && errors.Is(err, errPickedPortTaken) {
+			continue
+		}
+		_ = s.removeTemp()
+		return nil, fmt.Errorf("devetcd: start etcd on %s (data dir %s): %w", listen, s.dataDir, err)
+	}
+
+	var timeout <-chan time.Time
+	if _, ok := ctx.Deadline(); !ok {
+		t := time.NewTimer(DefaultReadyTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-s.e.Server.ReadyNotify():
+		return s, nil
+	case err := <-s.e.Err():
+		_ = s.Close()
+		return nil, fmt.Errorf("devetcd: etcd on %s failed while starting: %w", listen, err)
+	case <-ctx.Done():
+		_ = s.Close()
+		return nil, fmt.Errorf("devetcd: etcd on %s not ready: %w", listen, ctx.Err())
+	case <-timeout:
+		_ = s.Close()
+		return nil, fmt.Errorf("devetcd: etcd on %s not ready after %s", listen, DefaultReadyTimeout)
+	}
+}
+
+var errPickedPortTaken = errors.New("a port picked as free was taken meanwhile")
+
+// start starts etcd once, picking the free ports it needs.
+func (s *Server) start(cfg Config, host, port string) error {
+	picked := map[string]bool{}
+	if port == "0" {
+		p, err := freePort(host)
+		if err != nil {
+			return fmt.Errorf("pick a free port on %s: %w", host, err)
+		}
+		port = strconv.Itoa(p)
+		picked[net.JoinHostPort(host, port)] = true
+	}
+	// Clients are told to use a concrete address even when the server listens
+	// on every interface.
+	advHost := host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		advHost = "127.0.0.1"
+	}
+	peerPort, err := freePort("127.0.0.1")
+	if err != nil {
+		return fmt.Errorf("pick a free peer port: %w", err)
+	}
+	peerAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(peerPort))
+	picked[peerAddr] = true
+	s.endpoint = net.JoinHostPort(advHost, port)
 
 	ec := embed.NewConfig()
 	ec.Name = cfg.Name
@@ -116,9 +161,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	ec.Dir = s.dataDir
 	ec.ListenClientUrls = []url.URL{httpURL(net.JoinHostPort(host, port))}
 	ec.AdvertiseClientUrls = []url.URL{httpURL(s.endpoint)}
-	peer := httpURL(net.JoinHostPort(peerHost, strconv.Itoa(peerPort)))
-	ec.ListenPeerUrls = []url.URL{peer}
-	ec.AdvertisePeerUrls = []url.URL{peer}
+	ec.ListenPeerUrls = []url.URL{httpURL(peerAddr)}
+	ec.AdvertisePeerUrls = []url.URL{httpURL(peerAddr)}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
 	ec.InitialClusterToken = "coord-dev"
 	ec.ListenMetricsUrls = nil
@@ -132,30 +176,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
-		s.removeTemp()
-		return nil, fmt.Errorf("devetcd: start etcd on %s (data dir %s): %w", listen, s.dataDir, err)
+		if strings.Contains(err.Error(), "address already in use") {
+			for addr := range picked {
+				if strings.Contains(err.Error(), addr) {
+					return fmt.Errorf("%w: %w", errPickedPortTaken, err)
+				}
+			}
+		}
+		return err
 	}
 	s.e = e
-
-	var timeout <-chan time.Time
-	if _, ok := ctx.Deadline(); !ok {
-		t := time.NewTimer(DefaultReadyTimeout)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-		return s, nil
-	case err := <-e.Err():
-		_ = s.Close()
-		return nil, fmt.Errorf("devetcd: etcd on %s failed while starting: %w", listen, err)
-	case <-ctx.Done():
-		_ = s.Close()
-		return nil, fmt.Errorf("devetcd: etcd on %s not ready: %w", listen, ctx.Err())
-	case <-timeout:
-		_ = s.Close()
-		return nil, fmt.Errorf("devetcd: etcd on %s not ready after %s", listen, DefaultReadyTimeout)
-	}
+	return nil
 }
 
 func httpURL(hostport string) url.URL { return url.URL{Scheme: "http", Host: hostport} }
