@@ -98,7 +98,13 @@ func (c *client) dial(ctx context.Context, ttl time.Duration) (*zk.Conn, *tracke
 			wd.observe(ev.State, sid)
 		}
 	}
+	// go-zookeeper resolves the host names once, in Connect: bound that by ctx.
+	var hp []zk.DNSHostProviderOption
+	if dl, ok := ctx.Deadline(); ok {
+		hp = append(hp, zk.WithLookupTimeout(max(time.Until(dl), 10*time.Millisecond)))
+	}
 	conn, _, err := zk.Connect(c.servers, ttl,
+		zk.WithHostProvider(zk.NewDNSHostProvider(hp...)),
 		zk.WithDialer(tr.dial), zk.WithLogger(nopLogger{}), zk.WithLogInfo(false), zk.WithEventCallback(cb))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("zkcoord: connect to %s: %v: %w", strings.Join(c.servers, ","), err, coord.ErrUnavailable)
