@@ -5,12 +5,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	// The backends coordctl can open with --backend. Replace with a blank
-	// import of github.com/coordkit/coord/backend/all once that package exists.
-	_ "github.com/coordkit/coord/backend/consulcoord"
-	_ "github.com/coordkit/coord/backend/etcdcoord"
-	_ "github.com/coordkit/coord/backend/rediscoord"
-	_ "github.com/coordkit/coord/backend/zkcoord"
+	// Every built-in backend, for --backend.
+	_ "github.com/coordkit/coord/backend/all"
 )
 
 func init() {
