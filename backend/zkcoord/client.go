@@ -2,9 +2,11 @@
 //
 // A coord session is a ZooKeeper session. Open ("zk://[user:pass@]h1:2181[,h2…][/chroot]")
 // gives every coord session its own connection and so its own ZooKeeper
-// session, with the session's TTL as the session timeout; New wraps a
-// connection the application already has, and then all coord sessions of the
-// client ride on that connection's single ZooKeeper session.
+// session, with the session's TTL as the requested session timeout (the
+// server clamps it to its minSessionTimeout..maxSessionTimeout, by default
+// 2..20 ticks; Session.TTL reports what it granted). New wraps a connection
+// the application already has, and then all coord sessions of the client ride
+// on that connection's single ZooKeeper session.
 //
 // Keys live under /<chroot>/<namespace>/<recipe>/<name>. Locks follow
 // Curator's InterProcessMutex: protected ephemeral-sequential contender nodes,
