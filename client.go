@@ -60,25 +60,34 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	defer cancel()
 	d, err := op(dctx, u, o)
 	if err != nil {
-		msg := u.RedactString(err.Error())
-		if errors.Is(err, ErrInvalidURL) || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnsupported) {
-			return nil, fmt.Errorf("coord: open %s: %s: %w", u.Redacted(), msg, sentinelOf(err))
+		rerr := &redactedError{msg: u.RedactString(err.Error()), err: err}
+		if ctx.Err() == nil && dctx.Err() != nil && !errors.Is(err, ErrUnavailable) {
+			return nil, fmt.Errorf("coord: open %s: no answer within the dial timeout (%s): %w: %w", u.Redacted(), o.DialTimeout, rerr, ErrUnavailable)
 		}
-		if ctx.Err() == nil && dctx.Err() != nil {
-			return nil, fmt.Errorf("coord: open %s: no answer within the dial timeout (%s): %s: %w", u.Redacted(), o.DialTimeout, msg, ErrUnavailable)
-		}
-		return nil, fmt.Errorf("coord: open %s: %s: %w", u.Redacted(), msg, ErrUnavailable)
+		return nil, fmt.Errorf("coord: open %s: %w", u.Redacted(), rerr)
 	}
 	return &Client{drv: d, opts: o, desc: u.Redacted()}, nil
 }
 
-func sentinelOf(err error) error {
-	for _, s := range []error{ErrInvalidURL, ErrUnavailable, ErrUnsupported} {
-		if errors.Is(err, s) {
-			return s
+// redactedError carries a backend's error with the URL's secrets removed
+// from its text. It unwraps only to coord's sentinels and context errors, so
+// the original text (which may quote a secret) cannot be reached through it.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+
+func (e *redactedError) Unwrap() []error {
+	var out []error
+	for _, s := range []error{ErrInvalidURL, ErrUnavailable, ErrUnsupported, ErrInvalidName, ErrCorrupt,
+		ErrSessionExpired, context.DeadlineExceeded, context.Canceled} {
+		if errors.Is(e.err, s) {
+			out = append(out, s)
 		}
 	}
-	return err
+	return out
 }
 
 // Driver returns the backend driver, for recipe packages.
