@@ -10,7 +10,7 @@ import (
 
 func TestSchemesRegistered(t *testing.T) {
 	got := coord.Schemes()
-	for _, s := range []string{"etcd", "etcds", "zk", "redis", "rediss", "consul", "consuls"} {
+	for _, s := range []string{"etcd", "etcds", "zk", "zks", "redis", "rediss", "consul", "consuls"} {
 		if !slices.Contains(got, s) {
 			t.Errorf("scheme %q not registered; have %v", s, got)
 		}
