@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -38,11 +40,20 @@ func open(ctx context.Context, u *coord.URL, o coord.Options) (driver.Client, er
 	eps := strings.Join(u.Hosts, ",")
 	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("etcd at %s: %w: %v", eps, coord.ErrUnavailable, err)
+		if errors.Is(err, rpctypes.ErrAuthFailed) {
+			return nil, fmt.Errorf("etcd at %s: authentication failed for user %q", eps, u.User)
+		}
+		return nil, fmt.Errorf("etcd at %s: connect: %w: %v", eps, coord.ErrUnavailable, err)
 	}
 	// One round trip through the leader proves the cluster serves requests.
 	if _, err := cli.Get(ctx, root, clientv3.WithCountOnly()); err != nil {
 		_ = cli.Close()
+		switch {
+		case errors.Is(err, rpctypes.ErrUserEmpty):
+			return nil, fmt.Errorf("etcd at %s requires authentication: give user:password@ in the URL", eps)
+		case errors.Is(err, rpctypes.ErrPermissionDenied):
+			return nil, fmt.Errorf("etcd at %s: user %q may not read under %s: %v", eps, u.User, root, err)
+		}
 		return nil, fmt.Errorf("etcd at %s did not answer: %w: %v", eps, coord.ErrUnavailable, err)
 	}
 	return &client{cli: cli, owned: true, root: root, endpoints: eps}, nil

@@ -159,30 +159,34 @@ func TestConfigFromURL(t *testing.T) {
 }
 
 func TestOpenUnreachableFailsWithinDialTimeout(t *testing.T) {
-	port := local.FreePort(t) // nothing listens there
-	raw := "etcd://bob:hunter2@127.0.0.1:" + strconv.Itoa(port) + "/app"
-	const dial = 800 * time.Millisecond
-	start := time.Now()
-	c, err := coord.Open(testCtx(t, 10*time.Second), raw, coord.WithDialTimeout(dial))
-	took := time.Since(start)
-	if err == nil {
-		_ = c.Close()
-		t.Fatal("Open of an unreachable endpoint succeeded")
+	port := strconv.Itoa(local.FreePort(t)) // nothing listens there
+	for _, raw := range []string{
+		"etcd://127.0.0.1:" + port,                      // the first read times out
+		"etcd://bob:hunter2@127.0.0.1:" + port + "/app", // authentication times out
+	} {
+		const dial = 800 * time.Millisecond
+		start := time.Now()
+		c, err := coord.Open(testCtx(t, 10*time.Second), raw, coord.WithDialTimeout(dial))
+		took := time.Since(start)
+		if err == nil {
+			_ = c.Close()
+			t.Fatal("Open of an unreachable endpoint succeeded")
+		}
+		if !errors.Is(err, coord.ErrUnavailable) {
+			t.Errorf("err = %v, want ErrUnavailable", err)
+		}
+		if took > dial+500*time.Millisecond {
+			t.Errorf("Open took %v with a %v dial timeout", took, dial)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, "etcd at 127.0.0.1:"+port) {
+			t.Errorf("error does not name the endpoint: %s", msg)
+		}
+		if strings.Contains(msg, "hunter2") {
+			t.Errorf("error leaks the password: %s", msg)
+		}
+		t.Logf("unreachable: %v after %v", err, took.Round(time.Millisecond))
 	}
-	if !errors.Is(err, coord.ErrUnavailable) {
-		t.Errorf("err = %v, want ErrUnavailable", err)
-	}
-	if took > dial+500*time.Millisecond {
-		t.Errorf("Open took %v with a %v dial timeout", took, dial)
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, "127.0.0.1:"+strconv.Itoa(port)) {
-		t.Errorf("error does not name the endpoint: %s", msg)
-	}
-	if strings.Contains(msg, "hunter2") {
-		t.Errorf("error leaks the password: %s", msg)
-	}
-	t.Logf("unreachable: %v after %v", err, took.Round(time.Millisecond))
 }
 
 func TestOpenAndNew(t *testing.T) {
