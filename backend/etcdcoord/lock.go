@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/coordkit/coord"
 	"github.com/coordkit/coord/driver"
@@ -87,13 +89,19 @@ func (c *client) session(ds driver.Session) (*session, error) {
 // acquire queues key under pfx and waits until it is the oldest key. It
 // returns the key's create revision.
 func (c *client) acquire(ctx context.Context, s *session, pfx, key string, try bool) (int64, error) {
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, "", clientv3.WithLease(s.id)),
-			clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithLimit(2),
-				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend))).
-		Else(clientv3.OpGet(key)).
-		Commit()
+	// The transaction is safe to repeat after an unknown outcome: a second
+	// run finds the key already there and reads it instead.
+	var resp *clientv3.TxnResponse
+	err := retry(ctx, func() (err error) {
+		resp, err = c.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, "", clientv3.WithLease(s.id)),
+				clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithLimit(2),
+					clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend))).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			s.end(fmt.Errorf("etcd lease %s: %w: the server reports the lease gone", s.hex, coord.ErrSessionExpired))
@@ -161,10 +169,14 @@ func (c *client) acquire(ctx context.Context, s *session, pfx, key string, try b
 // It fails with errKeyGone when key (created at rev) no longer exists.
 func (c *client) predecessor(ctx context.Context, pfx, key string, rev int64) (*mvccpb.KeyValue, error) {
 	opts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))
-	resp, err := c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
-		Then(clientv3.OpGet(pfx, opts...)).
-		Commit()
+	var resp *clientv3.TxnResponse
+	err := retry(ctx, func() (err error) {
+		resp, err = c.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+			Then(clientv3.OpGet(pfx, opts...)).
+			Commit()
+		return err
+	})
 	if err != nil {
 		return nil, c.rpcErr(ctx, "lock: find predecessor", err)
 	}
@@ -235,4 +247,37 @@ func (c *client) removeKey(ctx context.Context, s *session, key string) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_, _ = c.cli.Delete(dctx, key)
+}
+
+// retry runs op until it succeeds, fails with an error that is not
+// transient, or ctx is done. Only operations that are safe to repeat after an
+// unknown outcome may be retried.
+func retry(ctx context.Context, op func() error) error {
+	backoff := 20 * time.Millisecond
+	for {
+		err := op()
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// transient reports errors after which a request may succeed on a later try:
+// leader elections, overload, a connection that is being re-established.
+func transient(err error) bool {
+	for _, e := range []error{rpctypes.ErrLeaderChanged, rpctypes.ErrNoLeader, rpctypes.ErrTimeout,
+		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost, rpctypes.ErrTooManyRequests} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return status.Code(err) == codes.Unavailable
 }

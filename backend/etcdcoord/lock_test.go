@@ -3,12 +3,16 @@ package etcdcoord
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/coordkit/coord"
 	"github.com/coordkit/coord/recipes/lock"
@@ -306,6 +310,29 @@ func TestNestedNamesAreSeparateLocks(t *testing.T) {
 	for _, g := range []*lock.Guard{ga, gb} {
 		if err := g.Unlock(testCtx(t, 5*time.Second)); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+func TestTransient(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{rpctypes.ErrLeaderChanged, true},
+		{rpctypes.ErrNoLeader, true},
+		{rpctypes.ErrTimeoutDueToConnectionLost, true},
+		{fmt.Errorf("wrapped: %w", rpctypes.ErrTooManyRequests), true},
+		{status.Error(codes.Unavailable, "connection refused"), true},
+		{rpctypes.ErrPermissionDenied, false},
+		{rpctypes.ErrLeaseNotFound, false},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, false},
+		{status.Error(codes.InvalidArgument, "bad"), false},
+	}
+	for _, tc := range cases {
+		if got := transient(tc.err); got != tc.want {
+			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
