@@ -1,23 +1,37 @@
 // Package etcdcoord is coord's etcd backend.
 //
-// A session is an etcd lease kept alive by the client; everything a session
-// owns is a key bound to that lease, so revoking the lease (Session.Close)
-// releases it all in one request, and the server deletes it all when the
-// lease expires. Locks use etcd's native queue: each contender puts a key
-// under the lock's prefix and waits for the key created just before its own
-// (its predecessor) to be deleted, so waiters are served in FIFO order and a
-// release wakes exactly one waiter. The fencing token is the create revision
-// of the holder's key: it comes from the replicated log, so it only grows,
-// also across leader changes.
-//
-// Open a client from a URL with coord.Open (the package registers the etcd
-// and etcds schemes when imported):
+// Open a client from a URL with coord.Open (importing this package registers
+// the etcd and etcds schemes):
 //
 //	etcd://[user:pass@]h1:2379[,h2:2379…][/prefix]
 //	etcds://h1:2379/prefix?ca=ca.pem&cert=client.pem&key=client-key.pem
 //
-// or wrap a clientv3.Client you already have with New. Keys live under
+// or wrap a clientv3.Client you already have with New. Every key lives under
 // /<prefix>/<namespace>/ (or /<namespace>/ without a prefix).
+//
+// Sessions: a session is an etcd lease (TTL rounded up to whole seconds; etcd
+// may raise it to its minimum) kept alive by clientv3's keep-alive stream.
+// Everything a session owns is a key bound to that lease, so Close releases it
+// all with one revoke, and the server deletes it all when the lease expires.
+// The session is lost when etcd reports the lease gone or when no keep-alive
+// response has arrived for a full TTL (a client-side deadline, so a client cut
+// off from etcd gives up its locks on time even though no server tells it).
+//
+// Locks use etcd's native queue: each Lock call puts a key
+// <root>lock/<name>/~/<lease>-<nonce> and waits for the key created just
+// before its own (its predecessor) to disappear. Waiters are served in FIFO
+// order and a release wakes exactly one of them. The uncontended lock costs
+// one round trip. The fencing token is the create revision of the holder's
+// key: it comes from etcd's replicated log, so it only grows, also across
+// leader changes and restarts.
+//
+// Limits: as with every lease, a holder that stalls longer than its TTL (GC,
+// SIGSTOP, a cut network) loses the lock while it may still be running; its
+// guard reports the loss once the client-side deadline passes, and only the
+// fencing token, checked by the protected resource, stops its late writes.
+// The deadline counts from when a keep-alive response was received, so it
+// can trail the server's expiry by that response's network delay (etcd only
+// reaps expired leases every 500ms, which covers it in practice).
 package etcdcoord
 
 import (
