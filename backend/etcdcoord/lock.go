@@ -144,8 +144,14 @@ func (c *client) acquire(ctx context.Context, s *session, pfx, key string, try b
 		if try {
 			return 0, fmt.Errorf("etcd lock: %w", coord.ErrLocked)
 		}
-		if err := c.waitDeleted(ctx, pred); err != nil {
-			if ctx.Err() != nil {
+		head, err := c.waitDeleted(ctx, pfx, key, rev, pred)
+		if err == nil && head {
+			// The predecessor was the oldest key, and no key can be created
+			// older than it later: with it gone, ours is the oldest.
+			return rev, nil
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, errKeyGone) {
 				return 0, err
 			}
 			// A watch cancelled by the server (no leader, member restart):
@@ -189,9 +195,12 @@ func (c *client) predecessor(ctx context.Context, pfx, key string, rev int64) (*
 	return nil, nil
 }
 
-// waitDeleted returns nil once pred (identified by key and create revision)
-// no longer exists. See Lock for why the watch comes before the read.
-func (c *client) waitDeleted(ctx context.Context, pred *mvccpb.KeyValue) error {
+// waitDeleted returns once pred (identified by key and create revision) no
+// longer exists. See Lock for why the watch comes before the read. head
+// reports that pred was the oldest key of the queue when it was read, so that
+// the caller, whose key (created at rev) came right after it, is now the
+// oldest; the same read checks that the caller's key still exists.
+func (c *client) waitDeleted(ctx context.Context, pfx, key string, rev int64, pred *mvccpb.KeyValue) (head bool, err error) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	wch := c.cli.Watch(wctx, string(pred.Key), clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
@@ -219,18 +228,26 @@ func (c *client) waitDeleted(ctx context.Context, pred *mvccpb.KeyValue) error {
 	}
 	// The first response confirms the watch exists on the server.
 	if deleted, err := next(); deleted || err != nil {
-		return err
+		return false, err
 	}
-	g, err := c.cli.Get(ctx, string(pred.Key))
+	older := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(pred.CreateRevision-1))
+	resp, err := c.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+		Then(clientv3.OpGet(string(pred.Key)), clientv3.OpGet(pfx, older...)).
+		Commit()
 	if err != nil {
-		return c.rpcErr(ctx, "lock: read predecessor", err)
+		return false, c.rpcErr(ctx, "lock: read predecessor", err)
 	}
-	if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != pred.CreateRevision {
-		return nil
+	if !resp.Succeeded {
+		return false, fmt.Errorf("etcd lock: %w", errKeyGone)
 	}
+	if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) == 0 || kvs[0].CreateRevision != pred.CreateRevision {
+		return false, nil
+	}
+	head = len(resp.Responses[1].GetResponseRange().Kvs) == 0
 	for {
 		if deleted, err := next(); deleted || err != nil {
-			return err
+			return head && deleted, err
 		}
 	}
 }
