@@ -34,8 +34,10 @@ var errKeyGone = errors.New("etcd: the lock key was deleted by someone else")
 // without the catch-up loop an old start revision costs) and waits until the
 // watch exists, and only then reads the predecessor again, identified by its
 // create revision: if it is still there, its deletion will reach the watch.
-// On the delete it looks for the next older key; when none is left, the lock
-// is held. A release therefore wakes only the next waiter, in FIFO order.
+// The same read tells whether the predecessor is the oldest key; if so, its
+// delete event alone hands the lock over. Otherwise (a waiter ahead gave up)
+// the caller looks for the next older key, and when none is left, the lock is
+// held. A release therefore wakes only the next waiter, in FIFO order.
 //
 // The token is the key's create revision. Lock gives up with a wrapped
 // ctx.Err() when ctx is done and with the session's error when the session
