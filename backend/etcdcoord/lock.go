@@ -41,7 +41,8 @@ var errKeyGone = errors.New("etcd: the lock key was deleted by someone else")
 //
 // The token is the key's create revision. Lock gives up with a wrapped
 // ctx.Err() when ctx is done and with the session's error when the session
-// ends; on every error it deletes its key before returning.
+// ends; on every error it deletes its key before returning (when the session
+// has ended, the lease has taken the key with it).
 func (c *client) Lock(ctx context.Context, ds driver.Session, name string, opts driver.LockOptions) (driver.Held, error) {
 	s, err := c.session(ds)
 	if err != nil {
