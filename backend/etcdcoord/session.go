@@ -122,7 +122,7 @@ func (s *session) leaseGone(ctx context.Context) bool {
 	if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return false
 	}
-	if err != nil || ttl.TTL <= 0 {
+	if err != nil || ttl.TTL < 0 { // -1: not found; 0 can mean "less than a second left"
 		s.end(fmt.Errorf("etcd lease %s: %w: the server reports the lease gone", s.hex, coord.ErrSessionExpired))
 		return true
 	}
