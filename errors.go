@@ -46,3 +46,25 @@ func Lost(cause error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrLockLost, cause)
 }
+
+// Sentinel errors of the election and barrier recipes.
+var (
+	// ErrNoLeader is returned by Leader when no candidate holds the election.
+	ErrNoLeader = errors.New("coord: no leader")
+	// ErrNotLeader is returned by Proclaim and Resign when the term has ended.
+	ErrNotLeader = errors.New("coord: not the leader")
+	// ErrLeadershipLost wraps the cause when a term ended without a Resign.
+	ErrLeadershipLost = errors.New("coord: leadership lost")
+	// ErrExists is returned when creating something that is already there
+	// (a barrier that is already held).
+	ErrExists = errors.New("coord: already exists")
+)
+
+// LostLeadership returns the error a leadership term reports when it ends
+// without a Resign: it matches ErrLeadershipLost and cause with errors.Is.
+func LostLeadership(cause error) error {
+	if cause == nil {
+		return ErrLeadershipLost
+	}
+	return fmt.Errorf("%w: %w", ErrLeadershipLost, cause)
+}

@@ -55,15 +55,9 @@ type Mutex struct {
 // coord.ErrInvalidName for a name the backends cannot store, and with
 // coord.ErrUnsupported if the backend has no lock.
 func NewMutex(s *coord.Session, name string) (*Mutex, error) {
-	if s == nil {
-		return nil, errors.New("lock: nil session")
-	}
-	if err := coord.ValidateName(name); err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	l, ok := s.Client().Driver().(driver.Locker)
-	if !ok {
-		return nil, fmt.Errorf("lock: %s backend: %w", s.Client().Backend(), coord.ErrUnsupported)
+	l, err := driverFor[driver.Locker](s, name, "lock")
+	if err != nil {
+		return nil, err
 	}
 	return &Mutex{s: s, name: name, l: l}, nil
 }
@@ -84,17 +78,9 @@ func (m *Mutex) TryLock(ctx context.Context) (*Guard, error) {
 }
 
 func (m *Mutex) acquire(ctx context.Context, o driver.LockOptions) (*Guard, error) {
-	if err := m.s.Err(); err != nil {
-		return nil, fmt.Errorf("lock %q: %w", m.name, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("lock %q: %w", m.name, err)
-	}
-	h, err := m.l.Lock(ctx, m.s.Driver(), m.name, o)
-	if err != nil {
-		return nil, fmt.Errorf("lock %q: %w", m.name, err)
-	}
-	return &Guard{h: h, name: m.name}, nil
+	return acquireWith(ctx, m.s, m.name, func(ctx context.Context) (driver.Held, error) {
+		return m.l.Lock(ctx, m.s.Driver(), m.name, o)
+	})
 }
 
 // Guard is a held lock. Its Done channel closes when the lock is released or
@@ -127,10 +113,15 @@ func (g *Guard) Unlock(ctx context.Context) error {
 	return nil
 }
 
+// Locker is anything Do can acquire: a *Mutex, or a *RWMutex as a writer.
+type Locker interface {
+	Lock(ctx context.Context) (*Guard, error)
+}
+
 // Do acquires m, runs fn with a context that is cancelled if the lock is lost,
 // and releases the lock when fn returns. fn's error is returned; if the lock
 // was lost while fn ran, the returned error also wraps ErrLockLost.
-func Do(ctx context.Context, m *Mutex, fn func(ctx context.Context) error) (err error) {
+func Do(ctx context.Context, m Locker, fn func(ctx context.Context) error) (err error) {
 	g, err := m.Lock(ctx)
 	if err != nil {
 		return err
