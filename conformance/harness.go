@@ -59,3 +59,12 @@ func uniqueNamespace(t testing.TB) string {
 }
 
 var nsSeq atomic.Int64
+
+// RunAll runs every recipe contract against h.
+func RunAll(t *testing.T, h Harness) {
+	t.Run("Lock", func(t *testing.T) { RunLock(t, h) })
+	t.Run("RWMutex", func(t *testing.T) { RunRWMutex(t, h) })
+	t.Run("Semaphore", func(t *testing.T) { RunSemaphore(t, h) })
+	t.Run("Election", func(t *testing.T) { RunElection(t, h) })
+	t.Run("Barrier", func(t *testing.T) { RunBarrier(t, h) })
+}

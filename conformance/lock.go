@@ -3,19 +3,13 @@ package conformance
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coordkit/coord"
-	"github.com/coordkit/coord/conformance/local"
 	"github.com/coordkit/coord/driver"
 	"github.com/coordkit/coord/recipes/lock"
 )
@@ -68,11 +62,16 @@ func newMutex(t testing.TB, s *coord.Session, name string) *lock.Mutex {
 
 func contenders(t testing.TB, c *coord.Client, name string) int {
 	t.Helper()
+	return recipeContenders(t, c, "lock", name)
+}
+
+func recipeContenders(t testing.TB, c *coord.Client, recipe, name string) int {
+	t.Helper()
 	in, ok := c.Driver().(driver.Inspector)
 	if !ok {
 		t.Fatalf("%s driver does not implement driver.Inspector", c.Backend())
 	}
-	n, err := in.Contenders(ctxFor(t, 10*time.Second), "lock", name)
+	n, err := in.Contenders(ctxFor(t, 10*time.Second), recipe, name)
 	if err != nil {
 		t.Fatalf("contenders: %v", err)
 	}
@@ -83,14 +82,19 @@ func contenders(t testing.TB, c *coord.Client, name string) int {
 // any algorithm) until it shows want contenders.
 func waitContenders(t testing.TB, c *coord.Client, name string, want int, within time.Duration) {
 	t.Helper()
+	waitRecipeContenders(t, c, "lock", name, want, within)
+}
+
+func waitRecipeContenders(t testing.TB, c *coord.Client, recipe, name string, want int, within time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		n := contenders(t, c, name)
+		n := recipeContenders(t, c, recipe, name)
 		if n == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lock %q: %d contender entries on the server, want %d", name, n, want)
+			t.Fatalf("%s %q: %d contender entries on the server, want %d", recipe, name, n, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -379,61 +383,22 @@ func lockSameSession(t *testing.T, h Harness) {
 
 func lockKilledHolder(t *testing.T, h Harness) {
 	ns := uniqueNamespace(t)
-	bin := local.Coordctl(t)
 	marker := filepath.Join(t.TempDir(), "token")
-	ttl := h.TTL()
-	cmd := exec.Command(bin, "--backend", h.URL(), "--namespace", ns, "--ttl", ttl.String(),
-		"lock", "killed", "--", "sh", "-c", `echo "$COORD_FENCING_TOKEN" > "$1.tmp" && mv "$1.tmp" "$1" && exec sleep 120`, "sh", marker)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-	var holderToken uint64
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if b, err := os.ReadFile(marker); err == nil {
-			v, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-			if perr != nil {
-				t.Fatalf("COORD_FENCING_TOKEN = %q: %v", b, perr)
-			}
-			holderToken = v
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("coordctl lock exited before running CMD:\n%s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("coordctl lock did not run CMD within 60s:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	holderToken, kill := startHolder(t, h, ns, marker, "lock", "killed")
 	c := h.NewClient(t, coord.WithNamespace(ns))
 	m := newMutex(t, newSession(t, h, c), "killed")
 	if _, err := m.TryLock(ctxFor(t, 10*time.Second)); !errors.Is(err, lock.ErrLocked) {
 		t.Fatalf("TryLock while coordctl holds: err = %v, want ErrLocked", err)
 	}
-	bound := ttl + time.Second
-	if lb, ok := h.(LossBounder); ok {
-		bound = lb.LossBound()
-	}
+	bound := lossBound(h)
 	killed := time.Now()
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	kill()
 	g, err := m.Lock(ctxFor(t, bound+30*time.Second))
 	took := time.Since(killed)
 	if err != nil {
 		t.Fatalf("Lock after the holder was killed: %v", err)
 	}
-	t.Logf("%s: holder killed with SIGKILL, successor acquired after %v (TTL %v, bound %v)", h.Backend(), took.Round(time.Millisecond), ttl, bound)
+	t.Logf("%s: holder killed with SIGKILL, successor acquired after %v (TTL %v, bound %v)", h.Backend(), took.Round(time.Millisecond), h.TTL(), bound)
 	if took > bound {
 		t.Errorf("successor acquired after %v, want within %v", took, bound)
 	}
