@@ -40,6 +40,7 @@ import (
 )
 
 // client is the driver.Client for Consul. It also implements driver.Locker,
+// driver.Elector, driver.RWLocker, driver.Semaphorer, driver.Barrierer,
 // driver.Inspector and driver.Expirer.
 type client struct {
 	cli  *api.Client
@@ -58,6 +59,11 @@ var (
 	_ driver.Locker    = (*client)(nil)
 	_ driver.Inspector = (*client)(nil)
 	_ driver.Expirer   = (*client)(nil)
+
+	_ driver.Elector    = (*client)(nil)
+	_ driver.RWLocker   = (*client)(nil)
+	_ driver.Semaphorer = (*client)(nil)
+	_ driver.Barrierer  = (*client)(nil)
 )
 
 // New returns a coord client over the caller's Consul API client. Keys live
@@ -126,9 +132,15 @@ func directChildren(prefix string, pairs []*api.KVPair) []*api.KVPair {
 // a refusal (403 permission denied, 400 bad request, ...) does not, since
 // retrying will not help.
 func (c *client) failed(op string, err error) error {
-	var se api.StatusError
-	if errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && se.Code != http.StatusTooManyRequests {
+	if refused(err) {
 		return fmt.Errorf("consul %s: %s: %w", c.desc, op, err)
 	}
 	return fmt.Errorf("consul %s: %s: %w: %w", c.desc, op, coord.ErrUnavailable, err)
+}
+
+// refused reports whether err is the agent refusing a request (403, 400,
+// ...) rather than a transport or server-side failure that a retry may fix.
+func refused(err error) bool {
+	var se api.StatusError
+	return errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && se.Code != http.StatusTooManyRequests
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/hashicorp/consul/api"
 
@@ -17,10 +18,15 @@ import (
 // noticed only at Release.
 type held struct {
 	*driver.Ownership
-	c      *client
-	s      *session
-	key    string
-	token  uint64
+	c     *client
+	s     *session
+	key   string
+	token uint64
+	// lost wraps the cause of a loss: coord.Lost, or coord.LostLeadership
+	// for an election term.
+	lost func(cause error) error
+
+	mu     sync.Mutex // serializes the writes to key and guards modify
 	modify uint64
 }
 
@@ -29,11 +35,16 @@ var _ driver.Held = (*held)(nil)
 // newHeld returns the ownership of ct and ends it with coord.Lost(s.Err())
 // when the session ends first.
 func (c *client) newHeld(s *session, ct contender) *held {
-	h := &held{Ownership: driver.NewOwnership(), c: c, s: s, key: ct.key, token: ct.create, modify: ct.modify}
+	return c.newHeldLost(s, ct, coord.Lost)
+}
+
+// newHeldLost is newHeld with the given loss wrapper.
+func (c *client) newHeldLost(s *session, ct contender, lost func(error) error) *held {
+	h := &held{Ownership: driver.NewOwnership(), c: c, s: s, key: ct.key, token: ct.create, modify: ct.modify, lost: lost}
 	go func() {
 		select {
 		case <-s.Done():
-			h.End(coord.Lost(s.Err()))
+			h.End(lost(s.Err()))
 		case <-h.Done():
 		}
 	}()
@@ -49,6 +60,8 @@ func (h *held) Token() uint64 { return h.token }
 // query returns at once. It returns an error wrapping coord.ErrNotHeld when
 // the lock had already ended or its key was already gone.
 func (h *held) Release(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if err := h.Err(); err != nil {
 		return fmt.Errorf("consul: release %s: %w", h.key, notHeld(err))
 	}
@@ -61,7 +74,7 @@ func (h *held) Release(ctx context.Context) error {
 		if cause == nil {
 			cause = errors.New("the lock's key was deleted or changed by someone else")
 		}
-		h.End(coord.Lost(cause))
+		h.End(h.lost(cause))
 		return fmt.Errorf("consul: release %s: %w", h.key, notHeld(h.Err()))
 	}
 	h.End(coord.ErrNotHeld)

@@ -24,6 +24,7 @@ type contender struct {
 	create    uint64 // CreateIndex: the queue order and the fencing token
 	modify    uint64
 	lockDelay time.Duration // the owning session's lock-delay
+	value     []byte        // an election candidate's value
 }
 
 // Lock acquires name for session s with a fair queue: each call acquires its
