@@ -12,13 +12,27 @@ import (
 	"github.com/coordkit/coord"
 )
 
-// Contenders counts the keys (holder and waiters) that recipe keeps for name.
-// Only "lock" is supported.
+// Contenders counts the keys that recipe keeps for name: "lock", "election"
+// (candidacies), "rwlock" (readers and writers), "semaphore" (holders and
+// waiters), each counting held and waiting entries, and "barrier" (the
+// participants of double barrier name).
 func (c *client) Contenders(ctx context.Context, recipe, name string) (int, error) {
-	if recipe != "lock" {
+	var pfx string
+	switch recipe {
+	case "lock":
+		pfx = c.lockPrefix(name)
+	case "election":
+		pfx = c.electionPrefix(name)
+	case "rwlock":
+		pfx = c.rwlockPrefix(name)
+	case "semaphore":
+		pfx = c.semaphorePrefix(name)
+	case "barrier":
+		pfx = c.doubleBarrierPrefix(name) + "p/"
+	default:
 		return 0, fmt.Errorf("etcdcoord: contenders of %q: %w", recipe, coord.ErrUnsupported)
 	}
-	resp, err := c.cli.Get(ctx, c.lockPrefix(name), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := c.cli.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		return 0, c.rpcErr(ctx, "count contenders", err)
 	}
