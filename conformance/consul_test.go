@@ -43,6 +43,10 @@ func (h consulHarness) TTL() time.Duration { return 10 * time.Second }
 func (h consulHarness) LossBound() time.Duration { return 2*h.TTL() + 2*time.Second }
 
 func TestConsul(t *testing.T) {
-	agent := local.StartConsul(t)
-	conformance.RunLock(t, consulHarness{agent: agent})
+	h := consulHarness{agent: local.StartConsul(t)}
+	t.Run("Lock", func(t *testing.T) { conformance.RunLock(t, h) })
+	t.Run("Election", func(t *testing.T) { conformance.RunElection(t, h) })
+	t.Run("RWMutex", func(t *testing.T) { conformance.RunRWMutex(t, h) })
+	t.Run("Semaphore", func(t *testing.T) { conformance.RunSemaphore(t, h) })
+	t.Run("Barrier", func(t *testing.T) { conformance.RunBarrier(t, h) })
 }
