@@ -42,5 +42,10 @@ func (h zkHarness) TTL() time.Duration { return 2 * time.Second }
 
 func TestZooKeeper(t *testing.T) {
 	srv := local.StartZooKeeper(t)
-	conformance.RunLock(t, zkHarness{srv: srv})
+	h := zkHarness{srv: srv}
+	t.Run("Lock", func(t *testing.T) { conformance.RunLock(t, h) })
+	t.Run("RWMutex", func(t *testing.T) { conformance.RunRWMutex(t, h) })
+	t.Run("Semaphore", func(t *testing.T) { conformance.RunSemaphore(t, h) })
+	t.Run("Election", func(t *testing.T) { conformance.RunElection(t, h) })
+	t.Run("Barrier", func(t *testing.T) { conformance.RunBarrier(t, h) })
 }
