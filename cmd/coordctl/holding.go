@@ -13,16 +13,45 @@ import (
 	"github.com/coordkit/coord"
 )
 
-// holding is an ownership (a lock, a leadership term) under which coordctl
-// runs CMD.
+// holding is an ownership (a lock, a leadership term, a barrier
+// participation) under which coordctl runs CMD.
 type holding struct {
 	what    string                          // for messages, e.g. `lock "x"`
-	name    string                          // the lock or election name
-	token   uint64                          // fencing token
+	kind    string                          // "lock" (default), "election" or "barrier": names the JSON events' field
+	name    string                          // the lock, election or barrier name
+	token   uint64                          // fencing token (0: none)
 	done    <-chan struct{}                 // closed when the ownership ends
 	err     func() error                    // why it ended
+	lostErr error                           // reported if err() says nothing (default coord.ErrLockLost)
 	release func(ctx context.Context) error // gives it up; nil if already gone
-	env     []string                        // added to CMD's environment
+	// releaseCtx bounds release (default: g.cleanupCtx, the dial timeout).
+	releaseCtx func(parent context.Context) (context.Context, context.CancelFunc)
+	released   string   // the JSON event after release (default "released")
+	env        []string // added to CMD's environment
+}
+
+// tag sets the name field of e that fits h's kind.
+func (h *holding) tag(e event) event {
+	switch h.kind {
+	case "election":
+		e.Election = h.name
+	case "barrier":
+		e.Barrier = h.name
+	default:
+		e.Lock = h.name
+	}
+	return e
+}
+
+// why returns why h ended.
+func (h *holding) why() error {
+	if err := h.err(); err != nil {
+		return err
+	}
+	if h.lostErr != nil {
+		return h.lostErr
+	}
+	return coord.ErrLockLost
 }
 
 // runHolding runs st.cmd while h is held and returns the error that gives
@@ -38,13 +67,21 @@ type holding struct {
 func (st *state) runHolding(c *cli.Context, g globals, h holding, sigs <-chan os.Signal, killAfter time.Duration) error {
 	ev := g.events(st)
 	release := func() {
-		ctx, cancel := g.cleanupCtx(c.Context)
+		newCtx := h.releaseCtx
+		if newCtx == nil {
+			newCtx = g.cleanupCtx
+		}
+		ctx, cancel := newCtx(c.Context)
 		defer cancel()
 		if err := h.release(ctx); err != nil {
 			st.warn("release %s: %v (closing the session releases it too)", h.what, err)
 			return
 		}
-		ev.emitEvent(event{Event: "released", Lock: h.name, Token: h.token})
+		name := h.released
+		if name == "" {
+			name = "released"
+		}
+		ev.emitEvent(h.tag(event{Event: name, Token: h.token}))
 	}
 
 	ch, err := startChild(st.cmd, h.env, st.stdout, st.stderr)
@@ -52,7 +89,7 @@ func (st *state) runHolding(c *cli.Context, g globals, h holding, sigs <-chan os
 		release()
 		return fail(err, "check the command name and PATH", "cannot run CMD %q", st.cmd[0])
 	}
-	ev.emitEvent(event{Event: "started", Lock: h.name, Token: h.token, PID: ch.pid()})
+	ev.emitEvent(h.tag(event{Event: "started", Token: h.token, PID: ch.pid()}))
 
 	var (
 		lost      error
@@ -60,13 +97,10 @@ func (st *state) runHolding(c *cli.Context, g globals, h holding, sigs <-chan os
 		killTimer <-chan time.Time
 	)
 	onLoss := func() {
-		lost = h.err()
-		if lost == nil {
-			lost = coord.ErrLockLost
-		}
+		lost = h.why()
 		ownerDone = nil
 		if ev != nil {
-			ev.emitEvent(event{Event: "lost", Lock: h.name, Token: h.token, Error: lost.Error()})
+			ev.emitEvent(h.tag(event{Event: "lost", Token: h.token, Error: lost.Error()}))
 		} else {
 			fmt.Fprintf(st.stderr, "coordctl: %s lost while CMD ran (%v): sending SIGTERM to CMD, SIGKILL after %s\n", h.what, lost, killAfter)
 		}
@@ -80,7 +114,7 @@ loop:
 			break loop
 		case s := <-sigs:
 			ch.forward(s)
-			ev.emitEvent(event{Event: "signal", Lock: h.name, PID: ch.pid(), Signal: sigName(s)})
+			ev.emitEvent(h.tag(event{Event: "signal", PID: ch.pid(), Signal: sigName(s)}))
 		case <-ownerDone:
 			onLoss()
 		case <-killTimer:
@@ -92,15 +126,12 @@ loop:
 		select {
 		case <-h.done:
 			// Ended while CMD was finishing: CMD ran partly unprotected.
-			lost = h.err()
-			if lost == nil {
-				lost = coord.ErrLockLost
-			}
+			lost = h.why()
 		default:
 		}
 	}
 	code := ch.exitCode()
-	ev.emitEvent(event{Event: "exited", Lock: h.name, PID: ch.pid(), Code: &code})
+	ev.emitEvent(h.tag(event{Event: "exited", PID: ch.pid(), Code: &code}))
 	if lost != nil {
 		return withCode(exitLost, lost, fmt.Sprintf("CMD was stopped (%s); its work may be incomplete", ch.describe()),
 			"%s was lost while CMD ran", h.what)

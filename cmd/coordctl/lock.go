@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -17,36 +15,105 @@ import (
 	"github.com/coordkit/coord/recipes/lock"
 )
 
-const lockUsage = "usage: coordctl lock [--wait D | --try] [--kill-after D] NAME -- CMD [ARGS...]"
+const lockUsage = "usage: coordctl lock [--wait D | --try] [--limit N | --shared | --write] [--kill-after D] NAME -- CMD [ARGS...]"
 
 func lockCommand(st *state) *cli.Command {
 	return &cli.Command{
 		Name:      "lock",
-		Usage:     "run CMD while holding the lock NAME",
+		Usage:     "run CMD while holding the lock NAME (or a semaphore permit, or a read-write lock)",
 		ArgsUsage: "NAME -- CMD [ARGS...]",
 		Description: "Waits for the lock NAME (at most --wait, or not at all with --try), then runs CMD with\n" +
 			"COORD_LOCK_NAME and COORD_FENCING_TOKEN in its environment, releases the lock when CMD exits\n" +
 			"and exits with CMD's exit code. SIGINT, SIGTERM and SIGHUP are forwarded to CMD.\n" +
 			"If the lock is lost while CMD runs (session expired), CMD gets SIGTERM, then SIGKILL after\n" +
 			"--kill-after, and coordctl exits 4. Exits 3 when the lock was not acquired.\n" +
+			"\n" +
+			"Kinds of lock (each kind is a separate lock, even under the same NAME):\n" +
+			"  (default)   an exclusive lock: one holder at a time.\n" +
+			"  --limit N   a semaphore: at most N holders at a time. Every user of NAME must give the same N.\n" +
+			"  --shared    the reader side of a read-write lock: readers run together, never with a writer.\n" +
+			"  --write     the writer side of that read-write lock: alone, excluding readers and writers.\n" +
+			"A plain `lock NAME` does not exclude --shared or --write holders of NAME, nor semaphore\n" +
+			"holders: use --write (not the default) to exclude the readers of a read-write lock.\n" +
+			"\n" +
 			"With --output json, progress events (waiting, acquired, started, signal, lost, exited,\n" +
 			"released) go to stderr as JSON lines; stdout is left to CMD.",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "wait", Usage: "give up after waiting `D` for the lock (exit 3)", DefaultText: "wait forever"},
 			&cli.BoolFlag{Name: "try", Usage: "do not wait: exit 3 at once if the lock is held"},
+			&cli.IntFlag{Name: "limit", Usage: "semaphore: let at most `N` holders run at once"},
+			&cli.BoolFlag{Name: "shared", Usage: "take the read (shared) side of the read-write lock NAME"},
+			&cli.BoolFlag{Name: "write", Usage: "take the write (exclusive) side of the read-write lock NAME"},
 			&cli.DurationFlag{Name: "kill-after", Value: 10 * time.Second, Usage: "after a loss, SIGKILL CMD if it is still running `D` after SIGTERM"},
 		},
 		Action: func(c *cli.Context) error { return st.runLock(c) },
 	}
 }
 
-// interrupted is the cancellation cause when coordctl got a signal before CMD
-// started.
-type interrupted struct{ sig os.Signal }
-
-func (i interrupted) Error() string { return "interrupted by " + sigName(i.sig) }
-
 var errWaitExpired = errors.New("--wait expired")
+
+// lockKind is the primitive `lock` takes: a Mutex, a Semaphore permit or a
+// side of an RWMutex.
+type lockKind struct {
+	what    string // for messages: "lock", "semaphore", "read lock", "write lock"
+	busy    string // why --try failed, e.g. "is held by another holder"
+	acquire func(ctx context.Context, s *coord.Session, name string, try bool) (*lock.Guard, error)
+}
+
+func parseLockKind(c *cli.Context) (lockKind, error) {
+	limit, shared, write := c.Int("limit"), c.Bool("shared"), c.Bool("write")
+	switch {
+	case c.IsSet("limit") && (shared || write):
+		return lockKind{}, usage(lockUsage, "lock: --limit excludes --shared and --write")
+	case shared && write:
+		return lockKind{}, usage(lockUsage, "lock: --shared and --write exclude each other")
+	case c.IsSet("limit") && limit < 1:
+		return lockKind{}, usage(lockUsage, "lock: --limit %d, want at least 1", limit)
+	case c.IsSet("limit"):
+		return lockKind{what: "semaphore", busy: fmt.Sprintf("has no free permit (all %d taken)", limit), acquire: func(ctx context.Context, s *coord.Session, name string, try bool) (*lock.Guard, error) {
+			m, err := lock.NewSemaphore(s, name, limit)
+			if err != nil {
+				return nil, err
+			}
+			if try {
+				return m.TryAcquire(ctx)
+			}
+			return m.Acquire(ctx)
+		}}, nil
+	case shared || write:
+		what, busy := "read lock", "is held by a writer, or a writer waits for it"
+		if write {
+			what, busy = "write lock", "is held by readers or a writer"
+		}
+		return lockKind{what: what, busy: busy, acquire: func(ctx context.Context, s *coord.Session, name string, try bool) (*lock.Guard, error) {
+			m, err := lock.NewRWMutex(s, name)
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case write && try:
+				return m.TryLock(ctx)
+			case write:
+				return m.Lock(ctx)
+			case try:
+				return m.TryRLock(ctx)
+			default:
+				return m.RLock(ctx)
+			}
+		}}, nil
+	default:
+		return lockKind{what: "lock", busy: "is held by another holder", acquire: func(ctx context.Context, s *coord.Session, name string, try bool) (*lock.Guard, error) {
+			m, err := lock.NewMutex(s, name)
+			if err != nil {
+				return nil, err
+			}
+			if try {
+				return m.TryLock(ctx)
+			}
+			return m.Lock(ctx)
+		}}, nil
+	}
+}
 
 func (st *state) runLock(c *cli.Context) error {
 	g, err := st.globals(c)
@@ -77,104 +144,61 @@ func (st *state) runLock(c *cli.Context) error {
 	case c.IsSet("wait") && wait == 0:
 		try = true
 	}
+	kind, err := parseLockKind(c)
+	if err != nil {
+		return err
+	}
 
 	// Signals are caught from the start: before CMD runs, one cancels the
 	// wait (and everything is cleaned up); while CMD runs, they are forwarded.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	ctx, cancel := context.WithCancelCause(c.Context)
-	defer cancel(nil)
-	stopWatch := make(chan struct{})
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		select {
-		case s := <-sigs:
-			cancel(interrupted{s})
-		case <-stopWatch:
-		}
-	}()
-	var stopOnce sync.Once
-	stopSignalWatch := func() { stopOnce.Do(func() { close(stopWatch); <-watchDone }) }
-	defer stopSignalWatch()
-	notAcquired := func(what string) error {
-		return withCode(exitNotAcquired, nil, "", "lock %q not acquired: %s; nothing was run", name, what)
+	k := catchSignals(c.Context)
+	defer k.close()
+	what := fmt.Sprintf("%s %q", kind.what, name)
+	cn, err := st.connect(g, k, true, what+" not acquired")
+	if err != nil {
+		return err
 	}
+	defer cn.close(g, c.Context)
+	sess := cn.sess
 
 	ev := g.events(st)
-	client, err := g.open(ctx)
-	if err != nil {
-		stopSignalWatch()
-		if cause := context.Cause(ctx); cause != nil {
-			return notAcquired(cause.Error())
-		}
-		return err
-	}
-	defer client.Close()
-	sess, err := g.newSession(ctx, client)
-	if err != nil {
-		stopSignalWatch()
-		if cause := context.Cause(ctx); cause != nil {
-			return notAcquired(cause.Error())
-		}
-		return err
-	}
-	defer func() {
-		if sess.Err() != nil {
-			return // already closed or expired: nothing left on the server
-		}
-		cctx, ccancel := g.cleanupCtx(c.Context)
-		defer ccancel()
-		_ = sess.Close(cctx)
-	}()
-	m, err := lock.NewMutex(sess, name)
-	if err != nil {
-		stopSignalWatch()
-		return fail(err, "", "lock")
-	}
-
-	lockCtx := ctx
+	lockCtx := k.ctx
 	if wait > 0 && !try {
 		var lcancel context.CancelFunc
-		lockCtx, lcancel = context.WithTimeoutCause(ctx, wait, errWaitExpired)
+		lockCtx, lcancel = context.WithTimeoutCause(k.ctx, wait, errWaitExpired)
 		defer lcancel()
 	}
 	ev.emitEvent(event{Event: "waiting", Lock: name, Session: sess.ID()})
-	var guard *lock.Guard
-	if try {
-		guard, err = m.TryLock(lockCtx)
-	} else {
-		guard, err = m.Lock(lockCtx)
-	}
-	stopSignalWatch()
-	if err == nil && context.Cause(ctx) != nil {
+	guard, err := kind.acquire(lockCtx, sess, name, try)
+	k.stopWatch()
+	if err == nil && context.Cause(k.ctx) != nil {
 		// A signal arrived just as the lock was granted: honour it.
-		err = context.Cause(ctx)
+		err = context.Cause(k.ctx)
 		rctx, rcancel := g.cleanupCtx(c.Context)
 		_ = guard.Unlock(rctx)
 		rcancel()
 	}
 	if err != nil {
 		ev.emitEvent(event{Event: "not-acquired", Lock: name, Error: err.Error()})
-		var intr interrupted
-		switch {
+		switch intr, isIntr := k.interrupt(); {
 		case errors.Is(err, coord.ErrLocked):
 			return withCode(exitNotAcquired, nil, "retry later, or use --wait D to wait for it",
-				"lock %q is held by another holder", name)
-		case errors.As(context.Cause(ctx), &intr):
-			return notAcquired(intr.Error())
+				"%s %s", what, kind.busy)
+		case isIntr:
+			return withCode(exitNotAcquired, nil, "", "%s not acquired: %s; nothing was run", what, intr.Error())
 		case errors.Is(context.Cause(lockCtx), errWaitExpired):
 			return withCode(exitNotAcquired, nil, "retry later, or raise --wait",
-				"lock %q not acquired within --wait %s: it is still held", name, wait)
+				"%s not acquired within --wait %s: it is still held", what, wait)
+		case errors.Is(err, coord.ErrUnsupported):
+			return fail(err, "use another backend", "cannot acquire %s", what)
 		default:
-			return fail(err, backendHint, "cannot acquire lock %q", name)
+			return fail(err, backendHint, "cannot acquire %s", what)
 		}
 	}
 	token := uint64(guard.Token())
 	ev.emitEvent(event{Event: "acquired", Lock: name, Token: token, Session: sess.ID()})
 	return st.runHolding(c, g, holding{
-		what:  fmt.Sprintf("lock %q", name),
+		what:  what,
 		name:  name,
 		token: token,
 		done:  guard.Done(),
@@ -187,7 +211,7 @@ func (st *state) runLock(c *cli.Context) error {
 			return err
 		},
 		env: []string{"COORD_LOCK_NAME=" + name, "COORD_FENCING_TOKEN=" + strconv.FormatUint(token, 10)},
-	}, sigs, killAfter)
+	}, k.sigs, killAfter)
 }
 
 func sigName(s os.Signal) string {

@@ -1,10 +1,11 @@
 // Command coordctl is coord's command-line tool: run a command while holding
-// a distributed lock, run a local etcd for development, and more (see
-// `coordctl --help` and SPEC §9).
+// a distributed lock, a semaphore permit or leadership, use barriers, run a
+// local etcd for development, and more (see `coordctl --help` and SPEC §9).
 //
 // Exit codes: CMD's own code when coordctl ran a CMD; 1 error; 2 usage;
-// 3 not acquired (--try found the lock held, --wait expired, or coordctl was
-// interrupted while waiting); 4 the lock was lost while CMD ran.
+// 3 not acquired (--try found the lock held, --wait or --timeout expired,
+// coordctl was interrupted while waiting, `leader` found no leader); 4 the
+// lock, leadership or session was lost while CMD ran.
 package main
 
 import (
@@ -38,7 +39,7 @@ type state struct {
 // runsCMD lists the command paths whose arguments after "--" are a command
 // line to execute. For them, "--" and what follows never reach urfave/cli,
 // so CMD's own flags are never taken for coordctl's.
-var runsCMD = map[string]bool{"lock": true, "elect": true, "queue take": true}
+var runsCMD = map[string]bool{"lock": true, "elect": true, "queue take": true, "barrier enter": true}
 
 // run runs coordctl with args (args[0] is the program name) and returns the
 // exit code.
@@ -59,13 +60,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func newApp(st *state) *cli.App {
 	app := &cli.App{
 		Name:  "coordctl",
-		Usage: "distributed coordination (locks, ...) on etcd, ZooKeeper, Redis or Consul",
+		Usage: "distributed coordination (locks, elections, barriers, ...) on etcd, ZooKeeper, Redis or Consul",
 		UsageText: "coordctl [global options] command [command options] [arguments...]\n\n" +
 			"   coordctl lock --try nightly-report -- ./report.sh\n" +
 			"   coordctl --backend zk://127.0.0.1:2181 lock --wait 30s db-migrate -- ./migrate.sh\n" +
+			"   coordctl lock --limit 4 encoders -- ./encode.sh\n" +
+			"   coordctl elect --value $(hostname) scheduler -- ./scheduler\n" +
 			"   coordctl dev",
 		Description: "Exit codes: CMD's own code when CMD ran; 1 error; 2 usage; 3 not acquired " +
-			"(--try found the lock held, --wait expired, interrupted while waiting); 4 the lock was lost while CMD ran.",
+			"(--try found the lock held, --wait or --timeout expired, interrupted while waiting, no leader); " +
+			"4 the lock, leadership or session was lost while CMD ran.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "backend", Value: coord.DefaultURL, EnvVars: []string{"COORD_BACKEND"},
 				Usage: "backend `URL`: etcd://, etcds://, zk://, redis://, rediss://, consul://, consuls://"},
@@ -80,6 +84,9 @@ func newApp(st *state) *cli.App {
 		},
 		Commands: []*cli.Command{
 			lockCommand(st),
+			electCommand(st),
+			leaderCommand(st),
+			barrierCommand(st),
 			devCommand(st),
 			demoCommand(st),
 		},

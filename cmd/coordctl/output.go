@@ -41,13 +41,16 @@ func (st *state) warn(format string, args ...any) {
 
 // event is a JSON line describing something coordctl did.
 type event struct {
-	Event   string `json:"event"`
-	Lock    string `json:"lock,omitempty"`
-	Token   uint64 `json:"token,omitempty"`
-	Session string `json:"session,omitempty"`
-	PID     int    `json:"pid,omitempty"`
-	Signal  string `json:"signal,omitempty"`
-	Code    *int   `json:"code,omitempty"`
-	Error   string `json:"error,omitempty"`
-	Message string `json:"message,omitempty"`
+	Event    string `json:"event"`
+	Lock     string `json:"lock,omitempty"`
+	Election string `json:"election,omitempty"`
+	Barrier  string `json:"barrier,omitempty"`
+	Token    uint64 `json:"token,omitempty"`
+	Session  string `json:"session,omitempty"`
+	Count    int    `json:"count,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+	Code     *int   `json:"code,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Message  string `json:"message,omitempty"`
 }
