@@ -111,6 +111,24 @@ func coordctl(t *testing.T, env []string, args ...string) result {
 	return start(t, env, args...).wait(t, 30*time.Second)
 }
 
+// waitFor waits up to d until cond holds.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// exists reports whether path exists.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // waitFile waits until path exists.
 func waitFile(t *testing.T, path string, d time.Duration) {
 	t.Helper()
@@ -157,6 +175,13 @@ func (s *server) hold(t *testing.T, name string, extra ...string) *proc {
 // contenders counts the lock's contender entries on the server.
 func (s *server) contenders(t *testing.T, name string) int {
 	t.Helper()
+	return s.entries(t, "lock", name)
+}
+
+// entries counts the entries coord keeps for recipe ("lock", "election",
+// "semaphore", "rwlock", "barrier") and name on the server.
+func (s *server) entries(t *testing.T, recipe, name string) int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := coord.Open(ctx, s.URL, coord.WithNamespace(nsFor(t)))
@@ -164,7 +189,7 @@ func (s *server) contenders(t *testing.T, name string) int {
 		t.Fatalf("open: %v", err)
 	}
 	defer c.Close()
-	n, err := c.Driver().(driver.Inspector).Contenders(ctx, "lock", name)
+	n, err := c.Driver().(driver.Inspector).Contenders(ctx, recipe, name)
 	if err != nil {
 		t.Fatalf("contenders: %v", err)
 	}
