@@ -41,5 +41,10 @@ func (h etcdHarness) ExpireSession(t testing.TB, s *coord.Session) {
 func (h etcdHarness) TTL() time.Duration { return 2 * time.Second }
 
 func TestEtcd(t *testing.T) {
-	conformance.RunLock(t, etcdHarness{srv: local.StartEtcd(t)})
+	h := etcdHarness{srv: local.StartEtcd(t)}
+	t.Run("Lock", func(t *testing.T) { conformance.RunLock(t, h) })
+	t.Run("RWMutex", func(t *testing.T) { conformance.RunRWMutex(t, h) })
+	t.Run("Semaphore", func(t *testing.T) { conformance.RunSemaphore(t, h) })
+	t.Run("Election", func(t *testing.T) { conformance.RunElection(t, h) })
+	t.Run("Barrier", func(t *testing.T) { conformance.RunBarrier(t, h) })
 }
