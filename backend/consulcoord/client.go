@@ -25,6 +25,16 @@
 //   - Sessions prefer liveness over safety, like every lease: a holder paused
 //     longer than its TTL keeps running after its lock passed on; only the
 //     fencing token, checked by the protected resource, catches that.
+//
+// Other recipes use the lock's queue shape (one session-acquired key per
+// call, ordered by CreateIndex, one /v1/txn request to queue and list,
+// blocking queries on a single key to wait): elections under "election/",
+// read-write locks under "rwlock/" (a reader waits for the nearest writer
+// ahead, a writer for its predecessor), semaphores under "semaphore/" (the
+// first waiter watches the queue, later ones their predecessor). Observers
+// follow an election with blocking queries on its prefix. Barriers are
+// session-acquired keys under "barrier-up/" (single) and "barrier/" plus
+// "barrier-ready/" (double). Tokens of every recipe are CreateIndexes.
 package consulcoord
 
 import (

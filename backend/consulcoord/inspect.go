@@ -11,7 +11,10 @@ import (
 )
 
 // Contenders counts the entries (held or waiting) that recipe keeps for name:
-// the keys directly under "<root>/<recipe>/<name>/".
+// the keys directly under "<root>/<recipe>/<name>/". Recipes: "lock",
+// "election" (candidacies), "rwlock" (readers and writers), "semaphore"
+// (holders and waiters) and "barrier" (double-barrier participants; the
+// ready marker and single barriers live elsewhere and are not counted).
 func (c *client) Contenders(ctx context.Context, recipe, name string) (int, error) {
 	if err := coord.ValidateName(name); err != nil {
 		return 0, err
