@@ -147,7 +147,7 @@ func (w *waiter) took(res []any) (*held, error) {
 		return nil, fmt.Errorf("redis %s: fencing counter %s:fence: %v: %w", w.c.addr, w.base, err, coord.ErrCorrupt)
 	}
 	h := &held{Ownership: driver.NewOwnership(), c: w.c, s: w.s, base: w.base, owner: w.owner, wid: w.wid, token: tok}
-	if !w.s.addHeld(h) {
+	if !w.s.addHeld(h.wid, h) {
 		return nil, w.s.Err()
 	}
 	return h, nil
@@ -189,7 +189,7 @@ func (w *waiter) sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("redis lock %s: %w", w.base, ctx.Err())
+		return fmt.Errorf("redis %s: %w", w.base, ctx.Err())
 	case <-w.s.done:
 		return w.s.Err()
 	}
@@ -254,6 +254,10 @@ func boolArg(b bool) string {
 	}
 	return "0"
 }
+
+// endLost ends the lock as lost because of cause (its session ended, or its
+// key was taken).
+func (h *held) endLost(cause error) { h.End(coord.Lost(cause)) }
 
 // Token is the lock's fencing counter value taken with this acquisition.
 func (h *held) Token() uint64 { return h.token }

@@ -39,8 +39,15 @@ type session struct {
 	closeOnce sync.Once
 	mu        sync.Mutex
 	err       error
-	helds     map[string]*held  // by WID
-	abandoned map[string]string // WID → lock base of Lock calls whose clean-up failed
+	helds     map[string]holding // by WID
+	abandoned map[string]string  // WID → owned-set member of calls whose clean-up failed
+}
+
+// holding is an ownership that ends when its session does: a held lock, a
+// leadership term, a read-write lock or semaphore holding.
+type holding interface {
+	// endLost ends the holding as lost because of cause.
+	endLost(cause error)
 }
 
 var _ driver.Session = (*session)(nil)
@@ -58,7 +65,7 @@ func (c *client) NewSession(ctx context.Context, cfg driver.SessionConfig) (driv
 	s := &session{
 		c: c, id: id, ttl: ttl, key: c.sessionKey(id), owned: c.ownedKey(id),
 		stop: make(chan struct{}), hbDone: make(chan struct{}), done: make(chan struct{}),
-		helds: map[string]*held{}, abandoned: map[string]string{},
+		helds: map[string]holding{}, abandoned: map[string]string{},
 	}
 	sent := time.Now()
 	ok, err := c.rdb.SetNX(ctx, s.key, ttl.String(), ttl).Result()
@@ -129,23 +136,24 @@ func (s *session) end(err error) bool {
 	helds := s.helds
 	s.helds = nil
 	s.mu.Unlock()
-	for _, h := range helds { // before Done closes: a session's Done implies its locks' Done
-		h.End(coord.Lost(err))
+	for _, h := range helds { // before Done closes: a session's Done implies its holdings' Done
+		h.endLost(err)
 	}
 	close(s.done)
 	s.c.untrack(s)
 	return true
 }
 
-// addHeld registers h so that it ends when the session does. It reports
-// false, registering nothing, when the session has already ended.
-func (s *session) addHeld(h *held) bool {
+// addHeld registers h (the holding of call wid) so that it ends when the
+// session does. It reports false, registering nothing, when the session has
+// already ended.
+func (s *session) addHeld(wid string, h holding) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return false
 	}
-	s.helds[h.wid] = h
+	s.helds[wid] = h
 	return true
 }
 
@@ -155,7 +163,7 @@ func (s *session) removeHeld(wid string) {
 	s.mu.Unlock()
 }
 
-// lostHeld ends the lock WID that the heartbeat found taken or deleted by
+// lostHeld ends the holding WID that the heartbeat found taken or deleted by
 // someone else.
 func (s *session) lostHeld(wid string) {
 	s.mu.Lock()
@@ -163,16 +171,23 @@ func (s *session) lostHeld(wid string) {
 	delete(s.helds, wid)
 	s.mu.Unlock()
 	if h != nil {
-		h.End(coord.Lost(fmt.Errorf("redis lock key %s was deleted or overwritten by someone else", h.base)))
+		h.endLost(fmt.Errorf("redis session %s: its key for call %s was deleted or overwritten by someone else", s.id, wid))
 	}
 }
 
-// abandon records a Lock call whose clean-up script failed: the next
-// successful renewal removes its entries (see lua/renew.lua).
+// abandon records a Lock call on lock base whose clean-up script failed: the
+// next successful renewal removes its entries (see lua/renew.lua).
 func (s *session) abandon(wid, base string) {
+	s.abandonOwned(wid, "w "+wid+" "+base)
+}
+
+// abandonOwned records a call whose clean-up script failed by its owned-set
+// member (see lua/recipes.lua, drop_owned): the next successful renewal
+// removes what it left behind.
+func (s *session) abandonOwned(wid, member string) {
 	s.mu.Lock()
 	if s.err == nil {
-		s.abandoned[wid] = base
+		s.abandoned[wid] = member
 	}
 	s.mu.Unlock()
 }
@@ -182,8 +197,8 @@ func (s *session) renewArgs() (args []any, dropped []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	args = []any{s.id, s.ttl.Milliseconds(), s.c.sessionPrefix()}
-	for wid, base := range s.abandoned {
-		args = append(args, wid, base)
+	for wid, member := range s.abandoned {
+		args = append(args, member)
 		dropped = append(dropped, wid)
 	}
 	return args, dropped
