@@ -38,7 +38,9 @@ func barrierCommand(st *state) *cli.Command {
 				Description: "Raises the barrier NAME (exit 3 if it is already up), prints `raised barrier name=NAME`\n" +
 					"and keeps running: the barrier lives as long as this process's session. On SIGINT or\n" +
 					"SIGTERM it lowers the barrier, prints `lowered barrier name=NAME` and exits 0; it also\n" +
-					"exits 0 when someone else released the barrier, and 4 if its session was lost.",
+					"exits 0 when someone else released the barrier, and 4 if its session was lost (a loss the\n" +
+					"session learns of more than half a TTL, at most 2s, after the barrier went down counts as a\n" +
+					"release).",
 				Action: func(c *cli.Context) error { return st.runBarrierHold(c) },
 			},
 			{
@@ -196,6 +198,16 @@ func (st *state) runBarrierHold(c *cli.Context) error {
 		downErr <- err // for the deferred receive
 		if err != nil {
 			return fail(err, backendHint, "barrier %q: cannot follow it", name)
+		}
+		// Down without our Release: someone released it, or our session
+		// expired on the server and the client has not learnt it yet (the
+		// key goes before the next keep-alive tells). Give the session a
+		// short grace to report a loss.
+		grace := min(cn.sess.TTL()/2, 2*time.Second)
+		select {
+		case <-cn.sess.Done():
+		case <-time.After(grace):
+		case <-k.ctx.Done():
 		}
 		if err := cn.sess.Err(); err != nil {
 			return withCode(exitLost, err, "", "barrier %q went down: the session ended", name)

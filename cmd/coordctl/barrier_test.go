@@ -72,8 +72,8 @@ func TestBarrierHoldWaitRelease(t *testing.T) {
 	if r := coordctl(t, s.env, "barrier", "wait", "--timeout", "10s", "gate"); r.code != 0 {
 		t.Fatalf("wait after the holder's session expired: exit %d\nstderr: %s", r.code, r.stderr)
 	}
-	if r := h.wait(t, 10*time.Second); r.code != 4 && r.code != 0 {
-		t.Fatalf("holder whose session expired: exit %d, want 4 (or 0)\nstderr: %s", r.code, r.stderr)
+	if r := h.wait(t, 10*time.Second); r.code != 4 || !strings.Contains(r.stderr, "session ended") {
+		t.Fatalf("holder whose session expired: exit %d, want 4\nstderr: %s", r.code, r.stderr)
 	}
 }
 
