@@ -41,5 +41,10 @@ func (h redisHarness) TTL() time.Duration { return 2 * time.Second }
 
 func TestRedis(t *testing.T) {
 	srv := local.StartRedis(t)
-	conformance.RunLock(t, redisHarness{srv: srv})
+	h := redisHarness{srv: srv}
+	t.Run("Lock", func(t *testing.T) { conformance.RunLock(t, h) })
+	t.Run("RWMutex", func(t *testing.T) { conformance.RunRWMutex(t, h) })
+	t.Run("Semaphore", func(t *testing.T) { conformance.RunSemaphore(t, h) })
+	t.Run("Election", func(t *testing.T) { conformance.RunElection(t, h) })
+	t.Run("Barrier", func(t *testing.T) { conformance.RunBarrier(t, h) })
 }
