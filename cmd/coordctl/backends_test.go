@@ -92,3 +92,80 @@ func expire(t *testing.T, url, ns, session string) {
 		t.Fatalf("expire session %s: %v", session, err)
 	}
 }
+
+// TestElectOnOtherBackends runs elect, elect --observe and leader against
+// Redis, expiring the leader's session through the backend's driver.Expirer.
+func TestElectOnOtherBackends(t *testing.T) {
+	url := local.StartRedis(t).URL
+	env := []string{"COORD_BACKEND=" + url, "COORD_TTL=2s", "COORD_NAMESPACE=" + nsFor(t)}
+
+	obs := start(t, env, "elect", "--observe", "e")
+	r := coordctl(t, env, "elect", "--value", "v1", "e", "--", "sh", "-c",
+		`test "$COORD_ELECTION_NAME" = e && test -n "$COORD_FENCING_TOKEN" && exit 7`)
+	if r.code != 7 {
+		t.Fatalf("elect: exit %d, want CMD's 7\nstderr: %s", r.code, r.stderr)
+	}
+	if r := coordctl(t, env, "leader", "e"); r.code != 3 {
+		t.Fatalf("leader after resign: exit %d, stdout %q\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+
+	dir := t.TempDir()
+	marker, ready := filepath.Join(dir, "marker"), filepath.Join(dir, "ready")
+	p := start(t, env, append([]string{"--output", "json", "elect", "--value", "v2", "--kill-after", "5s", "e", "--"}, trapCMD(marker, ready, "0")...)...)
+	waitFile(t, ready, 15*time.Second)
+	if r := coordctl(t, env, "leader", "e"); r.code != 0 || !strings.HasSuffix(strings.TrimSpace(r.stdout), "value=v2") {
+		t.Fatalf("leader: exit %d, stdout %q\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	waitFor(t, 10*time.Second, "observer sees v2", func() bool { return strings.Contains(obs.stdout.String(), "value=v2\n") })
+
+	expire(t, url, nsFor(t), eventSession(t, p.stderr.String(), "elected"))
+	if r := p.wait(t, 15*time.Second); r.code != 4 {
+		t.Fatalf("exit %d after the leader's session expired, want 4\nstderr: %s", r.code, r.stderr)
+	}
+	if b, err := os.ReadFile(marker); err != nil || strings.TrimSpace(string(b)) != "TERM" {
+		t.Fatalf("CMD did not get SIGTERM (marker %q, %v)", b, err)
+	}
+	waitFor(t, 10*time.Second, "observer sees no leader", func() bool {
+		return strings.HasSuffix(obs.stdout.String(), "no leader name=e\n")
+	})
+	_ = obs.cmd.Process.Signal(syscall.SIGINT)
+	if r := obs.wait(t, 10*time.Second); r.code != 0 {
+		t.Fatalf("observer after SIGINT: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(obs.res.stdout), "\n")
+	if len(lines) < 3 || lines[0] != "no leader name=e" {
+		t.Fatalf("observer printed %q", lines)
+	}
+	var last uint64
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, "leader name=e token="); ok {
+			tok, _, _ := strings.Cut(rest, " ")
+			if n := atou(t, tok); n <= last {
+				t.Fatalf("observer went back from token %d to %d: %q", last, n, lines)
+			} else {
+				last = n
+			}
+		}
+	}
+
+	// Semaphore and barrier smoke checks on the same backend.
+	if r := coordctl(t, env, "lock", "--limit", "2", "--try", "s", "--", "true"); r.code != 0 {
+		t.Fatalf("lock --limit: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	if r := coordctl(t, env, "barrier", "enter", "--count", "1", "b", "--", "sh", "-c", "exit 6"); r.code != 6 {
+		t.Fatalf("barrier enter --count 1: exit %d, want 6\nstderr: %s", r.code, r.stderr)
+	}
+}
+
+// eventSession finds the session ID in coordctl's JSON event named name.
+func eventSession(t *testing.T, stderr, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(stderr, "\n") {
+		var ev struct{ Event, Session string }
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Event == name && ev.Session != "" {
+			return ev.Session
+		}
+	}
+	t.Fatalf("no %s event with a session in %q", name, stderr)
+	return ""
+}
