@@ -55,7 +55,7 @@ func TestSemaphoreFIFOAndHerdFree(t *testing.T) {
 	id := func(i int) string { return sessions[i].ID() }
 	waitWatches(t, srv.Addr, map[string][]string{
 		id(0): {q[0]}, id(1): {q[1]}, // holders watch their own node
-		id(2): {q[0], q[1]}, // the first waiter watches the holders
+		id(2): {q[0], q[1]},          // the first waiter watches the holders
 		id(3): {q[2]}, id(4): {q[3]}, // later waiters their predecessor
 	})
 	notYet(t, got, 50*time.Millisecond, "a third holder")
