@@ -34,6 +34,7 @@ func TestRecipes(t *testing.T) {
 		{"ElectionCorruptEntry", testElectionCorrupt},
 		{"RWLockFIFO", testRWLockFIFO},
 		{"RWLockTry", testRWLockTry},
+		{"RWLockWriterHerdFree", testRWLockWriterHerdFree},
 		{"SemaphoreFIFO", testSemaphoreFIFO},
 		{"SemaphoreHerdFree", testSemaphoreHerdFree},
 		{"SemaphoreCancelledMiddleWaiter", testSemaphoreCancelledMiddle},

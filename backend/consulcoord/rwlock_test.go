@@ -116,3 +116,33 @@ func testRWLockTry(t *testing.T, a *local.Consul, _ *api.Client) {
 	unlock(t, within(t, wc, 5*time.Second, "writer after the readers"))
 	waitRecipe(t, c, "rwlock", "try", 0)
 }
+
+// A waiting writer watches only its immediate predecessor: readers ahead of
+// that one leaving do not wake it.
+func testRWLockWriterHerdFree(t *testing.T, a *local.Consul, _ *api.Client) {
+	ns := uniqueNS(t)
+	c := openURL(t, a.URL, coord.WithNamespace(ns))
+	r1, err := rwmutex(t, newSession(t, c), "wh").RLock(ctxFor(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := rwmutex(t, newSession(t, c), "wh").RLock(ctxFor(t, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, ct := counted(t, a, ns)
+	got, _ := acquireAsync(t, 30*time.Second, rwmutex(t, newSession(t, wc), "wh").Lock)
+	waitRecipe(t, c, "rwlock", "wh", 3)
+	time.Sleep(100 * time.Millisecond) // let the writer park its query
+	before := ct.n.Load()
+	unlock(t, r1)
+	time.Sleep(300 * time.Millisecond)
+	quiet(t, "a writer whose predecessor is still reading", ct, before)
+	notYet(t, got, "the writer while R2 reads")
+	unlock(t, r2)
+	w := within(t, got, 5*time.Second, "writer after both readers left")
+	if w.Token() <= r2.Token() {
+		t.Fatalf("writer token %d not above reader token %d", w.Token(), r2.Token())
+	}
+	unlock(t, w)
+}
