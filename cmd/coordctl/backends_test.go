@@ -100,6 +100,7 @@ func TestElectOnOtherBackends(t *testing.T) {
 	env := []string{"COORD_BACKEND=" + url, "COORD_TTL=2s", "COORD_NAMESPACE=" + nsFor(t)}
 
 	obs := start(t, env, "elect", "--observe", "e")
+	waitFor(t, 15*time.Second, "observer prints no leader", func() bool { return obs.stdout.String() == "no leader name=e\n" })
 	r := coordctl(t, env, "elect", "--value", "v1", "e", "--", "sh", "-c",
 		`test "$COORD_ELECTION_NAME" = e && test -n "$COORD_FENCING_TOKEN" && exit 7`)
 	if r.code != 7 {

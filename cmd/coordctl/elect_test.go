@@ -211,7 +211,8 @@ func TestElectObserveAndLeader(t *testing.T) {
 			t.Fatalf("elect %s: exit %d\nstderr: %s", v, r.code, r.stderr)
 		}
 		waitFor(t, 10*time.Second, "observer sees no leader after "+v+" resigned", func() bool {
-			return strings.HasSuffix(strings.TrimSpace(text.stdout.String()), "no leader name=obs")
+			return strings.HasSuffix(strings.TrimSpace(text.stdout.String()), "no leader name=obs") &&
+				strings.HasSuffix(strings.TrimSpace(js.stdout.String()), `"leader":false}`)
 		})
 	}
 	for _, o := range []*proc{text, js} {
