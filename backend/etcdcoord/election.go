@@ -47,12 +47,12 @@ func (c *client) Campaign(ctx context.Context, ds driver.Session, name string, v
 		return nil, err
 	}
 	pfx := c.electionPrefix(name)
-	w := queueWait{op: "campaign", key: contenderKey(pfx, s), value: string(value), ahead: pfx, n: 1}
+	w := queueWait{op: "campaign", pfx: pfx, key: contenderKey(pfx, s), value: string(value), ahead: pfx, n: 1}
 	rev, err := c.contend(ctx, s, w)
 	if err != nil {
 		return nil, err
 	}
-	return &term{h: c.newHeld(s, w.key, rev), value: append([]byte(nil), value...)}, nil
+	return &term{h: c.newHeld(s, w.pfx, w.key, rev), value: append([]byte(nil), value...)}, nil
 }
 
 // Leader returns the oldest candidacy of name: its create revision as the

@@ -2,8 +2,6 @@ package etcdcoord
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -22,17 +20,15 @@ import (
 // fewer than n keys of a given prefix were created before its own (n = 1 for
 // the election, the read-write lock; n = limit for the semaphore).
 
-// contenderKey returns a new contender key under pfx: the session's lease and
-// a random nonce, so that every call is a separate contender.
-func contenderKey(pfx string, s *session) string {
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:])
-	return pfx + s.hex + "-" + hex.EncodeToString(nonce[:])
-}
+// contenderKey returns a contender key under pfx that no live contender
+// uses: a spare name of the session's (see keys.go) or a new
+// <lease>-<nonce> one, so that every call is a separate contender.
+func contenderKey(pfx string, s *session) string { return s.takeKey(pfx) }
 
 // queueWait describes one contender of contend.
 type queueWait struct {
 	op    string // for messages: "election", "rwlock", "semaphore"
+	pfx   string // the prefix the key was taken under
 	key   string // the contender key
 	value string // stored in the key
 	ahead string // the prefix of the keys that can keep the contender waiting
@@ -63,7 +59,9 @@ func (c *client) contend(ctx context.Context, s *session, w queueWait) (int64, e
 	if errors.Is(err, errKeyGone) {
 		s.leaseGone(lctx) // the key may have gone with the lease
 	}
-	c.removeKey(ctx, s, w.key)
+	if c.removeKey(ctx, s, w.key) {
+		s.putBack(w.pfx, w.key) // the server confirmed the delete
+	}
 	switch {
 	case errors.Is(err, coord.ErrLocked):
 		return 0, err

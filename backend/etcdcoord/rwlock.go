@@ -43,13 +43,14 @@ func (c *client) RWLock(ctx context.Context, ds driver.Session, name string, wri
 	pfx := c.rwlockPrefix(name)
 	w := queueWait{op: "rwlock", n: 1, try: opts.Try}
 	if write {
-		w.key, w.ahead = contenderKey(pfx+"w/", s), pfx
+		w.pfx, w.ahead = pfx+"w/", pfx
 	} else {
-		w.key, w.ahead = contenderKey(pfx+"r/", s), pfx+"w/"
+		w.pfx, w.ahead = pfx+"r/", pfx+"w/"
 	}
+	w.key = contenderKey(w.pfx, s)
 	rev, err := c.contend(ctx, s, w)
 	if err != nil {
 		return nil, err
 	}
-	return c.newHeld(s, w.key, rev), nil
+	return c.newHeld(s, w.pfx, w.key, rev), nil
 }

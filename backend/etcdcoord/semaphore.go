@@ -43,10 +43,10 @@ func (c *client) Acquire(ctx context.Context, ds driver.Session, name string, li
 		return nil, fmt.Errorf("etcd semaphore %q: limit %d, want at least 1", name, limit)
 	}
 	pfx := c.semaphorePrefix(name)
-	w := queueWait{op: "semaphore", key: contenderKey(pfx, s), ahead: pfx, n: limit, try: opts.Try}
+	w := queueWait{op: "semaphore", pfx: pfx, key: contenderKey(pfx, s), ahead: pfx, n: limit, try: opts.Try}
 	rev, err := c.contend(ctx, s, w)
 	if err != nil {
 		return nil, err
 	}
-	return c.newHeld(s, w.key, rev), nil
+	return c.newHeld(s, w.pfx, w.key, rev), nil
 }
