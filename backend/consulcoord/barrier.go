@@ -25,7 +25,9 @@ func (c *client) readyKey(name string) string   { return c.root + "/barrier-read
 // absent and acquires it with s. It fails with an error wrapping
 // coord.ErrExists when the barrier is up (also when s itself raised it). If
 // the answer is lost and the call is retried, the retry reports ErrExists
-// although the barrier is s's.
+// although the barrier is s's. When the previous holder's session was
+// invalidated with a lock-delay, Hold waits that delay out (see
+// createOwned).
 func (c *client) HoldBarrier(ctx context.Context, ds driver.Session, name string) error {
 	s, err := c.sessionOf(ds)
 	if err != nil {
@@ -35,23 +37,49 @@ func (c *client) HoldBarrier(ctx context.Context, ds driver.Session, name string
 }
 
 // createOwned creates key acquired by s if it is absent; when it is present
-// it fails with an error wrapping coord.ErrExists that says what.
+// it fails with an error wrapping coord.ErrExists that says what. These keys
+// have fixed names, so Consul's lock-delay applies to them: after a session
+// holding key was invalidated (also by Close) with a lock-delay, Consul
+// refuses to lock key for that long. createOwned then retries (backoff up to
+// 1s, the only timed retry of the normal path) until ctx is done.
 func (c *client) createOwned(ctx context.Context, s *session, key, what string) error {
 	ops := api.TxnOps{
 		{KV: &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: key}},
 		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: key, Flags: delayFlags(s), Session: s.id}},
 	}
-	ok, resp, _, err := c.cli.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return c.failed("create "+key, err)
+	b := backoff{}
+	for {
+		ok, resp, _, err := c.cli.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return c.failed("create "+key, err)
+		}
+		if ok {
+			return nil
+		}
+		if resp != nil && len(resp.Errors) > 0 && resp.Errors[0].OpIndex == 0 {
+			return fmt.Errorf("consul: %s: %w", what, coord.ErrExists)
+		}
+		if !lockDelayed(resp) {
+			return c.rejected(ctx, s, resp)
+		}
+		if !b.sleep(ctx) {
+			return fmt.Errorf("consul: create %s: waiting out a lock-delay: %w", key, ctx.Err())
+		}
 	}
-	if ok {
-		return nil
+}
+
+// lockDelayed reports whether a transaction was refused because of a key's
+// lock-delay.
+func lockDelayed(resp *api.TxnResponse) bool {
+	if resp == nil {
+		return false
 	}
-	if resp != nil && len(resp.Errors) > 0 && resp.Errors[0].OpIndex == 0 {
-		return fmt.Errorf("consul: %s: %w", what, coord.ErrExists)
+	for _, e := range resp.Errors {
+		if strings.Contains(e.What, "lock delay") {
+			return true
+		}
 	}
-	return c.rejected(ctx, s, resp)
+	return false
 }
 
 // ReleaseBarrier deletes barrier name's key, whoever raised it; every

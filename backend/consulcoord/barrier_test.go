@@ -135,3 +135,24 @@ func testDoubleCancelled(t *testing.T, a *local.Consul, _ *api.Client) {
 	}
 	waitRecipe(t, c, "barrier", "c", 0)
 }
+
+// A barrier whose holder's session ended with a lock-delay can be raised
+// again once Consul's lock-delay on its key has passed: Hold waits it out.
+func testBarrierLockDelay(t *testing.T, a *local.Consul, _ *api.Client) {
+	const delay = 2 * time.Second
+	c := openURL(t, a.URL, coord.WithNamespace(uniqueNS(t)))
+	s1 := newSession(t, c, coord.SessionLockDelay(delay))
+	if err := newBarrier(t, s1, "ld").Hold(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Close(ctxFor(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := newBarrier(t, newSession(t, c), "ld").Hold(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatalf("Hold after the holder's session closed: %v", err)
+	}
+	if took := time.Since(start); took < delay-500*time.Millisecond || took > delay+2*time.Second {
+		t.Fatalf("Hold took %s; want about the %s lock-delay", took, delay)
+	}
+}

@@ -39,6 +39,7 @@ func TestRecipes(t *testing.T) {
 		{"SemaphoreHerdFree", testSemaphoreHerdFree},
 		{"SemaphoreCancelledMiddleWaiter", testSemaphoreCancelledMiddle},
 		{"BarrierHoldRelease", testBarrierHoldRelease},
+		{"BarrierLockDelay", testBarrierLockDelay},
 		{"DoubleBarrierLateArrivalAndReuse", testDoubleLateAndReuse},
 		{"DoubleBarrierCancelledEnter", testDoubleCancelled},
 	}
