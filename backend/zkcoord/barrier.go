@@ -117,6 +117,10 @@ func (s *session) owns(ctx context.Context, p string) (bool, error) {
 
 // ReleaseBarrier deletes name's #hold node, whoever created it; an absent
 // node is not an error. It retries while the connection is down, within ctx.
+//
+// Limit: on a user's connection (New), a session that held the barrier still
+// deletes the #hold path when it closes, even if the barrier was released
+// and raised again by another session of the same connection meanwhile.
 func (c *client) ReleaseBarrier(ctx context.Context, name string) error {
 	p := c.recipePath("barrier", name) + "/" + barrierHold
 	for {

@@ -99,6 +99,10 @@ func (s *session) awaitParticipants(ctx context.Context, dir, ready string, read
 // remaining one (a participant whose session ends disappears and stops
 // counting). Whoever sees the barrier empty deletes the #ready marker, so
 // the name can be used for another round.
+//
+// Limit (as in Curator): a participant still leaving when the next round's
+// first participant enters the same name waits for that round to end too;
+// give each round its own name when rounds follow each other closely.
 func (c *client) LeaveDoubleBarrier(ctx context.Context, ds driver.Session, name string, id string) error {
 	s, ok := ds.(*session)
 	if !ok || s.c != c {
