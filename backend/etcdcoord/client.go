@@ -16,6 +16,12 @@
 // The session is lost when etcd reports the lease gone or when no keep-alive
 // response has arrived for a full TTL (a client-side deadline, so a client cut
 // off from etcd gives up its locks on time even though no server tells it).
+// A lease revoked or expired on the server is noticed within a round trip,
+// through one watch per session on a marker key bound to the lease
+// (<root>session/<lease>); every lock of the session ends with it at once.
+// A held lock opens no watch of its own: a lock key deleted by hand while its
+// session lives (outside the contract: that breaks the lock, and the next
+// waiter proceeds) is noticed at Unlock, which then reports ErrNotHeld.
 //
 // Locks use etcd's native queue: each Lock call puts a key
 // <root>lock/<name>/~/<lease>-<nonce> and waits for the key created just

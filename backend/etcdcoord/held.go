@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -14,34 +13,34 @@ import (
 	"github.com/coordkit/coord/driver"
 )
 
-// held is an acquired etcd lock. It ends as lost (coord.Lost of the cause)
-// when its session ends or when its key is deleted by anyone but Release.
+// held is an acquired etcd lock. It ends with coord.ErrNotHeld on Release
+// and as lost (coord.Lost of the session's error) when its session ends.
+//
+// The session is the source of truth: a held lock opens no watch of its own.
+// The session notices the end of its lease (expired or revoked on the
+// server, or not renewed within the TTL) and ends every lock it holds at
+// once. A key deleted by hand while the lease lives is outside the contract
+// (that is an operator breaking the lock, and the next waiter proceeds); the
+// holder learns of it at Release, which then reports coord.ErrNotHeld.
 type held struct {
 	*driver.Ownership
 	c   *client
 	s   *session
+	pfx string // the lock's key prefix
 	key string
 	rev int64
 
-	releasing   atomic.Bool // Release is deleting the key: its delete is no loss
 	stopSession func() bool // unregisters the session-loss callback
-	stopWatch   context.CancelFunc
-	watchDone   chan struct{}
 	releaseMu   sync.Mutex
 }
 
 var _ driver.Held = (*held)(nil)
 
-// newHeld starts watching for the loss of the lock: the session ending (a
-// callback on the session's context, so Done closes at once) and the key's
-// deletion (a watch from the revision after its creation, so no delete can
-// slip by between acquisition and the watch).
-func (c *client) newHeld(s *session, key string, rev int64) *held {
-	h := &held{Ownership: driver.NewOwnership(), c: c, s: s, key: key, rev: rev, watchDone: make(chan struct{})}
+// newHeld ends the ownership as lost when the session ends (a callback on the
+// session's context, so Done closes at once). It starts no goroutine.
+func (c *client) newHeld(s *session, pfx, key string, rev int64) *held {
+	h := &held{Ownership: driver.NewOwnership(), c: c, s: s, pfx: pfx, key: key, rev: rev}
 	h.stopSession = context.AfterFunc(s.ctx, func() { h.End(coord.Lost(s.Err())) })
-	wctx, cancel := context.WithCancel(s.ctx)
-	h.stopWatch = cancel
-	go h.watchKey(wctx)
 	return h
 }
 
@@ -49,78 +48,13 @@ func (c *client) newHeld(s *session, key string, rev int64) *held {
 // so each successive holder of a name has a greater token.
 func (h *held) Token() uint64 { return uint64(h.rev) }
 
-// watchKey ends the ownership when the key is deleted other than by Release.
-// It returns when ctx is cancelled (Release or session end).
-func (h *held) watchKey(ctx context.Context) {
-	defer close(h.watchDone)
-	from := h.rev + 1
-	for ctx.Err() == nil {
-		wch := h.c.cli.Watch(ctx, h.key, clientv3.WithRev(from), clientv3.WithFilterPut())
-		for wr := range wch {
-			if wr.Err() != nil {
-				break // e.g. compacted: re-check the key below
-			}
-			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					h.deleted(ctx)
-					return
-				}
-			}
-			from = wr.Header.Revision + 1
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		// The watch failed or closed: read the key and watch again after it.
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-		g, err := h.c.cli.Get(ctx, h.key)
-		if err != nil {
-			continue
-		}
-		if len(g.Kvs) == 0 || g.Kvs[0].CreateRevision != h.rev {
-			h.deleted(ctx)
-			return
-		}
-		from = g.Header.Revision + 1
-	}
-}
-
-// deleted reports the key's deletion as a loss unless Release did it. When
-// the deletion came from the lease's end (revoked or expired on the server),
-// the session ends as expired and the loss carries that cause.
-func (h *held) deleted(ctx context.Context) {
-	if h.releasing.Load() {
-		return
-	}
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if h.s.leaseGone(lctx) {
-		h.End(coord.Lost(h.s.Err()))
-		return
-	}
-	if !h.releasing.Load() {
-		h.End(coord.Lost(errKeyGone))
-	}
-}
-
-// stop ends the loss watchers and waits for the key watch to return.
-func (h *held) stop() {
-	h.stopSession()
-	h.stopWatch()
-	<-h.watchDone
-}
-
 // Release deletes the key if it is still this holder's (same create
 // revision), which hands the lock to the next waiter. It returns an error
-// wrapping coord.ErrNotHeld when the lock had already been released or lost.
-// If the delete fails (server unreachable), the lock stays held and Release
-// may be retried; closing the session also releases it.
+// wrapping coord.ErrNotHeld when the lock had already been released or lost,
+// including when the key is found gone: then the loss is reported with the
+// session's expiry as cause if the lease is gone, and as a deleted key
+// otherwise. If the delete fails (server unreachable), the lock stays held
+// and Release may be retried; closing the session also releases it.
 func (h *held) Release(ctx context.Context) error {
 	h.releaseMu.Lock()
 	defer h.releaseMu.Unlock()
@@ -129,27 +63,35 @@ func (h *held) Release(ctx context.Context) error {
 	}
 	if err := h.s.Err(); err != nil {
 		h.End(coord.Lost(err))
-		h.stop()
+		h.stopSession()
 		return notHeld(h.Err())
 	}
-	h.releasing.Store(true)
 	resp, err := h.c.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).
 		Then(clientv3.OpDelete(h.key)).
 		Commit()
 	if err != nil {
-		h.releasing.Store(false)
 		return fmt.Errorf("etcd unlock: %w", h.c.rpcErr(ctx, "delete lock key", err))
 	}
 	if !resp.Succeeded {
-		h.End(coord.Lost(errKeyGone))
-		h.stop()
+		// The key is gone: with the lease (the session ends as expired, and
+		// its callback ends h with that cause), or deleted by hand.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		gone := h.s.leaseGone(lctx)
+		cancel()
+		if gone {
+			h.End(coord.Lost(h.s.Err()))
+		} else {
+			h.End(coord.Lost(errKeyGone))
+		}
+		h.stopSession()
 		return notHeld(h.Err())
 	}
 	// The delete succeeded, so the lock was ours until now: even if a loss
 	// raced with it, the release is what happened.
 	h.End(coord.ErrNotHeld)
-	h.stop()
+	h.stopSession()
+	h.s.putBack(h.pfx, h.key) // the server confirmed the delete (keys.go)
 	return nil
 }
 

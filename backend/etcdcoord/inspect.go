@@ -41,9 +41,9 @@ func (c *client) Contenders(ctx context.Context, recipe, name string) (int, erro
 
 // ExpireSession revokes the lease whose ID (hexadecimal, as Session.ID
 // returns it) is id, as the server does when a lease runs out: every key of
-// the session is deleted, and the session's keep-alive then learns that the
-// lease is gone (within a third of the TTL). A lease that is already gone is
-// not an error.
+// the session is deleted, and the session learns at once that the lease is
+// gone (its marker key's deletion; without a marker, its keep-alive within a
+// third of the TTL). A lease that is already gone is not an error.
 func (c *client) ExpireSession(ctx context.Context, id string) error {
 	n, err := strconv.ParseInt(id, 16, 64)
 	if err != nil {

@@ -2,8 +2,6 @@ package etcdcoord
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -26,7 +24,8 @@ var errKeyGone = errors.New("etcd: the lock key was deleted by someone else")
 //
 // The contender key is <root>lock/<name>/~/<lease>-<nonce>, bound to the
 // session's lease; the nonce makes every Lock call a separate contender, so
-// two Mutexes of one session exclude each other. One transaction puts the key
+// two Mutexes of one session exclude each other. The session reuses the names
+// of its released keys (keys.go), never for two live contenders at once. One transaction puts the key
 // and reads the two newest keys of the queue: when there is no older key, the
 // lock is held after a single round trip. Otherwise the caller waits for its
 // predecessor, the key created just before its own. It opens a watch on that
@@ -51,10 +50,8 @@ func (c *client) Lock(ctx context.Context, ds driver.Session, name string, opts 
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("etcd lock: %w", err)
 	}
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:])
 	pfx := c.lockPrefix(name)
-	key := pfx + s.hex + "-" + hex.EncodeToString(nonce[:])
+	key := s.takeKey(pfx)
 
 	lctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -66,7 +63,9 @@ func (c *client) Lock(ctx context.Context, ds driver.Session, name string, opts 
 		if errors.Is(err, errKeyGone) {
 			s.leaseGone(lctx) // the key may have gone with the lease
 		}
-		c.removeKey(ctx, s, key)
+		if c.removeKey(ctx, s, key) {
+			s.putBack(pfx, key)
+		}
 		switch {
 		case errors.Is(err, coord.ErrLocked):
 			return nil, err
@@ -77,7 +76,7 @@ func (c *client) Lock(ctx context.Context, ds driver.Session, name string, opts 
 		}
 		return nil, err
 	}
-	return c.newHeld(s, key, rev), nil
+	return c.newHeld(s, pfx, key, rev), nil
 }
 
 // session returns ds as this client's session.
@@ -256,17 +255,19 @@ func (c *client) waitDeleted(ctx context.Context, pfx, key string, rev int64, pr
 }
 
 // removeKey deletes a contender key after a failed Lock, with a fresh
-// context so a cancelled ctx does not prevent the cleanup. When the session
-// has ended, the lease takes the key with it (revoked by Close, or expired on
-// the server), so there is nothing to do, and no reason to wait for a server
-// that may be unreachable.
-func (c *client) removeKey(ctx context.Context, s *session, key string) {
+// context so a cancelled ctx does not prevent the cleanup, and reports
+// whether the server confirmed the delete. When the session has ended, the
+// lease takes the key with it (revoked by Close, or expired on the server),
+// so there is nothing to do, and no reason to wait for a server that may be
+// unreachable.
+func (c *client) removeKey(ctx context.Context, s *session, key string) bool {
 	if s.Err() != nil {
-		return
+		return false
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_, _ = c.cli.Delete(dctx, key)
+	_, err := c.cli.Delete(dctx, key)
+	return err == nil
 }
 
 // retry runs op until it succeeds, fails with an error that is not

@@ -175,13 +175,16 @@ func TestTryLockAndRelease(t *testing.T) {
 	}
 }
 
-// TestKeyDeletedByOtherIsLoss deletes the holder's key behind its back (as
-// an operator might): the guard must report the loss, and the waiter must
-// get the lock.
-func TestKeyDeletedByOtherIsLoss(t *testing.T) {
+// TestKeyDeletedByHandNoticedAtUnlock deletes the holder's key behind its
+// back (an operator breaking the lock, outside the contract): the session
+// lives on, so the guard is not told at once (a held lock watches nothing of
+// its own); the waiter gets the lock, and the old holder's Unlock reports
+// ErrNotHeld with the deleted key, not an expired session, as the cause.
+func TestKeyDeletedByHandNoticedAtUnlock(t *testing.T) {
 	e := startEtcd(t)
 	c := openClient(t, e.URL)
-	m1, _ := lock.NewMutex(newSession(t, c, 10*time.Second), "stolen")
+	s1 := newSession(t, c, 10*time.Second)
+	m1, _ := lock.NewMutex(s1, "stolen")
 	g1, err := m1.Lock(testCtx(t, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -207,26 +210,35 @@ func TestKeyDeletedByOtherIsLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-g1.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("guard not done after its key was deleted")
-	}
-	if !errors.Is(g1.Err(), coord.ErrLockLost) {
-		t.Fatalf("guard Err() = %v, want ErrLockLost", g1.Err())
-	}
-	if err := g1.Unlock(testCtx(t, 5*time.Second)); !errors.Is(err, coord.ErrNotHeld) {
-		t.Fatalf("Unlock of a stolen lock: %v, want ErrNotHeld", err)
-	}
-	select {
 	case g2, ok := <-got:
 		if !ok {
 			return
 		}
-		if err := g2.Unlock(testCtx(t, 5*time.Second)); err != nil {
-			t.Fatal(err)
-		}
+		defer func() {
+			if err := g2.Unlock(testCtx(t, 5*time.Second)); err != nil {
+				t.Error(err)
+			}
+		}()
 	case <-time.After(5 * time.Second):
 		t.Fatal("waiter did not acquire after the holder's key was deleted")
+	}
+	if err := g1.Err(); err != nil {
+		t.Fatalf("guard Err() = %v before Unlock: a deleted key is only noticed at Unlock", err)
+	}
+	err = g1.Unlock(testCtx(t, 5*time.Second))
+	if !errors.Is(err, coord.ErrNotHeld) || !errors.Is(err, errKeyGone) || errors.Is(err, coord.ErrSessionExpired) {
+		t.Fatalf("Unlock of a lock whose key was deleted: %v, want ErrNotHeld for the deleted key", err)
+	}
+	select {
+	case <-g1.Done():
+	default:
+		t.Fatal("guard not done after Unlock found its key gone")
+	}
+	if !errors.Is(g1.Err(), coord.ErrLockLost) || !errors.Is(g1.Err(), errKeyGone) {
+		t.Fatalf("guard Err() = %v, want ErrLockLost for the deleted key", g1.Err())
+	}
+	if err := s1.Err(); err != nil {
+		t.Fatalf("session ended by a hand-deleted lock key: %v", err)
 	}
 }
 

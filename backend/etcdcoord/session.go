@@ -23,6 +23,13 @@ import (
 // deadline runs from when a response is received, so it can trail the
 // server's expiry by the response's network delay; etcd itself only reaps
 // expired leases every 500ms, which in practice more than covers it.
+//
+// A lease revoked or expired on the server is noticed within a round trip:
+// the session keeps a marker key bound to its lease (<root>session/<lease>)
+// and one watch on it, so the lease's end deletes the marker and the watch
+// reports it. That is one watch per session, whatever the number of locks it
+// holds. Without the marker (a user who may not write it), the keep-alive
+// reports a revoked lease within about a third of the TTL.
 type session struct {
 	c   *client
 	id  clientv3.LeaseID
@@ -34,10 +41,13 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	kaCancel context.CancelFunc // stops the keep-alive
-	loopDone chan struct{}      // closed when the keep-alive loop returned
+	kaCancel context.CancelFunc // stops the keep-alive and the marker watch
+	loops    sync.WaitGroup     // the keep-alive loop and the marker watch
 	closeMu  sync.Mutex
 	closed   bool
+
+	keysMu sync.Mutex
+	spare  map[string][]string // lock prefix → released contender keys (keys.go)
 }
 
 var _ driver.Session = (*session)(nil)
@@ -54,32 +64,43 @@ func (c *client) NewSession(ctx context.Context, cfg driver.SessionConfig) (driv
 		return nil, c.rpcErr(ctx, "grant lease", err)
 	}
 	s := &session{
-		c:        c,
-		id:       g.ID,
-		hex:      strconv.FormatInt(int64(g.ID), 16),
-		ttl:      time.Duration(g.TTL) * time.Second,
-		loopDone: make(chan struct{}),
+		c:   c,
+		id:  g.ID,
+		hex: strconv.FormatInt(int64(g.ID), 16),
+		ttl: time.Duration(g.TTL) * time.Second,
 	}
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	kctx, kcancel := context.WithCancel(context.Background())
 	s.kaCancel = kcancel
-	ch, err := c.cli.KeepAlive(kctx, g.ID)
-	if err != nil {
+	fail := func(op string, err error) error {
 		kcancel()
 		s.cancel(nil)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		_, _ = c.cli.Revoke(rctx, g.ID)
 		cancel()
-		return nil, c.rpcErr(ctx, "keep lease alive", err)
+		return c.rpcErr(ctx, op, err)
 	}
+	markerRev, err := s.putMarker(ctx)
+	if err != nil && !denied(err) {
+		return nil, fail("put session marker", err)
+	}
+	ch, err := c.cli.KeepAlive(kctx, g.ID)
+	if err != nil {
+		return nil, fail("keep lease alive", err)
+	}
+	s.loops.Add(1)
 	go s.keepAlive(kctx, ch, sent.Add(s.ttl))
+	if markerRev > 0 {
+		s.loops.Add(1)
+		go s.watchMarker(kctx, markerRev)
+	}
 	return s, nil
 }
 
 // keepAlive consumes keep-alive responses and ends the session as lost when
 // the lease is gone or the deadline passes without a response.
 func (s *session) keepAlive(kctx context.Context, ch <-chan *clientv3.LeaseKeepAliveResponse, deadline time.Time) {
-	defer close(s.loopDone)
+	defer s.loops.Done()
 	defer s.kaCancel()
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
@@ -103,6 +124,8 @@ func (s *session) keepAlive(kctx context.Context, ch <-chan *clientv3.LeaseKeepA
 			return
 		case <-kctx.Done():
 			return
+		case <-s.ctx.Done():
+			return // lost (seen by the marker watch) or closing
 		}
 	}
 }
@@ -111,7 +134,7 @@ func (s *session) keepAlive(kctx context.Context, ch <-chan *clientv3.LeaseKeepA
 func (s *session) end(err error) { s.cancel(err) }
 
 // leaseGone asks the server whether the lease still exists, after one of the
-// session's keys vanished; if it does not, it ends the session as expired at
+// session's keys (its marker, a lock key) vanished; if it does not, it ends the session as expired at
 // once instead of waiting for the next keep-alive response. It reports
 // whether the lease is gone.
 func (s *session) leaseGone(ctx context.Context) bool {
@@ -162,7 +185,7 @@ func (s *session) Close(ctx context.Context) error {
 	lost := s.Err() != nil
 	s.end(fmt.Errorf("etcd lease %s: %w", s.hex, coord.ErrSessionClosed))
 	s.kaCancel()
-	<-s.loopDone
+	s.loops.Wait()
 	if lost {
 		// The server reported the lease gone, or it went a full TTL without
 		// a renewal: there is nothing left to release.

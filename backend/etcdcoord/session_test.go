@@ -2,6 +2,7 @@ package etcdcoord
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -103,10 +104,15 @@ func TestSessionCloseReleasesAtOnce(t *testing.T) {
 	}
 }
 
+// TestExpireSessionEndsSessionAndLock revokes the lease on the server. The
+// sessions have a 30s TTL, so their keep-alive would only hear of it after
+// about 10s: noticing it within 2s shows that the session's marker watch
+// reported it, for a session holding a lock and for one holding nothing.
 func TestExpireSessionEndsSessionAndLock(t *testing.T) {
 	e := startEtcd(t)
 	c := openClient(t, e.URL)
-	s := newSession(t, c, 10*time.Second)
+	const ttl, prompt = 30 * time.Second, 2 * time.Second
+	s := newSession(t, c, ttl)
 	m, _ := lock.NewMutex(s, "expire")
 	g, err := m.Lock(testCtx(t, 5*time.Second))
 	if err != nil {
@@ -120,15 +126,14 @@ func TestExpireSessionEndsSessionAndLock(t *testing.T) {
 		t.Fatalf("%d lock keys right after the lease was revoked, want 0", n)
 	}
 	select {
-	case <-s.Done():
-	case <-time.After(s.TTL()):
-		t.Fatal("session not done within its TTL after the server expired it")
+	case <-g.Done():
+	case <-time.After(prompt):
+		t.Fatalf("guard not done %v after the server revoked the lease (TTL %v)", prompt, s.TTL())
 	}
-	t.Logf("session noticed the expiry after %v (TTL %v)", time.Since(start).Round(time.Millisecond), s.TTL())
+	t.Logf("guard noticed the expiry after %v (TTL %v)", time.Since(start).Round(time.Millisecond), s.TTL())
 	if !errors.Is(s.Err(), coord.ErrSessionExpired) {
 		t.Fatalf("session Err() = %v, want ErrSessionExpired", s.Err())
 	}
-	<-g.Done()
 	if !errors.Is(g.Err(), coord.ErrLockLost) || !errors.Is(g.Err(), coord.ErrSessionExpired) {
 		t.Fatalf("guard Err() = %v, want ErrLockLost and ErrSessionExpired", g.Err())
 	}
@@ -138,23 +143,67 @@ func TestExpireSessionEndsSessionAndLock(t *testing.T) {
 	if err := driverOf(t, c).ExpireSession(testCtx(t, 5*time.Second), s.ID()); err != nil {
 		t.Fatalf("expiring a gone lease: %v", err)
 	}
-	// A session that owns nothing learns of the expiry from its keep-alive.
-	bare := newSession(t, c, 3*time.Second)
+	bare := newSession(t, c, ttl)
 	start = time.Now()
 	if err := driverOf(t, c).ExpireSession(testCtx(t, 5*time.Second), bare.ID()); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-bare.Done():
-	case <-time.After(bare.TTL()):
-		t.Fatal("keyless session not done within its TTL after the server expired it")
+	case <-time.After(prompt):
+		t.Fatalf("lockless session not done %v after the server revoked its lease", prompt)
 	}
-	t.Logf("keyless session noticed the expiry after %v (TTL %v)", time.Since(start).Round(time.Millisecond), bare.TTL())
+	t.Logf("lockless session noticed the expiry after %v (TTL %v)", time.Since(start).Round(time.Millisecond), bare.TTL())
 	if !errors.Is(bare.Err(), coord.ErrSessionExpired) {
-		t.Fatalf("keyless session Err() = %v, want ErrSessionExpired", bare.Err())
+		t.Fatalf("lockless session Err() = %v, want ErrSessionExpired", bare.Err())
 	}
 	if err := driverOf(t, c).ExpireSession(testCtx(t, 5*time.Second), "not-hex"); err == nil {
 		t.Fatal("ExpireSession accepted a malformed ID")
+	}
+}
+
+// TestMarkerDeletedByHand deletes a session's marker key while its lease
+// lives: the session must stay live (it puts the marker back) and still
+// notice a later revocation at once.
+func TestMarkerDeletedByHand(t *testing.T) {
+	e := startEtcd(t)
+	c := openClient(t, e.URL)
+	d := driverOf(t, c)
+	s := newSession(t, c, 30*time.Second)
+	key := d.root + "session/" + s.ID()
+	if _, err := d.cli.Delete(testCtx(t, 5*time.Second), key); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g, err := d.cli.Get(testCtx(t, 5*time.Second), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.Kvs) == 1 {
+			if got := fmt.Sprintf("%x", g.Kvs[0].Lease); got != s.ID() {
+				t.Fatalf("marker put back with lease %s, want %s", got, s.ID())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("marker not put back within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("session ended by a hand-deleted marker: %v", err)
+	}
+	if err := d.ExpireSession(testCtx(t, 5*time.Second), s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("session not done 2s after its lease was revoked (the marker watch did not resume)")
+	}
+	if !errors.Is(s.Err(), coord.ErrSessionExpired) {
+		t.Fatalf("session Err() = %v, want ErrSessionExpired", s.Err())
 	}
 }
 
