@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -74,7 +75,9 @@ func (c *client) Leader(ctx context.Context, name string) (driver.LeaderInfo, er
 // term is a leadership won by Campaign: the held candidacy key. It ends with
 // coord.ErrNotHeld on Release, and with coord.LostLeadership of the session's
 // error when the session ends (the lease takes the key with it, and the next
-// candidate takes over).
+// candidate takes over). Like a held lock it opens no watch of its own: a
+// candidacy deleted by hand while the session lives is noticed by the next
+// Proclaim or Resign, which then end the term.
 type term struct {
 	h *held
 
@@ -145,7 +148,17 @@ func (t *term) Proclaim(ctx context.Context, value []byte) error {
 		return fmt.Errorf("etcd proclaim: %w", h.c.rpcErr(ctx, "put candidacy value", err))
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("etcd proclaim: %w: %w", coord.ErrNotLeader, errCandidacyGone)
+		// The candidacy is gone: with the lease (the session ends as
+		// expired), or deleted by hand. Either way the term is over.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		gone := h.s.leaseGone(lctx)
+		cancel()
+		if gone {
+			h.End(coord.Lost(h.s.Err()))
+		} else {
+			h.End(coord.Lost(errKeyGone))
+		}
+		return fmt.Errorf("etcd proclaim: %w: %w", coord.ErrNotLeader, t.Err())
 	}
 	t.value = append([]byte(nil), value...)
 	return nil

@@ -387,3 +387,29 @@ func TestObserveAndCampaignAcrossServerRestart(t *testing.T) {
 	}
 	o.waitFor(t, driver.LeaderInfo{Token: t3.Token(), Value: []byte("three")}, 15*time.Second)
 }
+
+// TestProclaimAfterCandidacyDeletedByHand deletes the leader's key by hand:
+// Proclaim must fail with ErrNotLeader and end the term as lost.
+func TestProclaimAfterCandidacyDeletedByHand(t *testing.T) {
+	e := startEtcd(t)
+	c := openClient(t, e.URL)
+	d := driverOf(t, c)
+	tm, err := d.Campaign(testCtx(t, 5*time.Second), newSession(t, c, 10*time.Second).Driver(), "hand", []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.cli.Delete(testCtx(t, 5*time.Second), d.electionPrefix("hand"), clientv3.WithPrefix()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.Proclaim(testCtx(t, 5*time.Second), []byte("w")); !errors.Is(err, coord.ErrNotLeader) {
+		t.Fatalf("Proclaim after the key was deleted: %v, want ErrNotLeader", err)
+	}
+	select {
+	case <-tm.Done():
+	default:
+		t.Fatal("term still live after Proclaim found its key gone")
+	}
+	if !errors.Is(tm.Err(), coord.ErrLeadershipLost) || errors.Is(tm.Err(), coord.ErrSessionExpired) {
+		t.Fatalf("term Err() = %v, want ErrLeadershipLost without ErrSessionExpired", tm.Err())
+	}
+}
