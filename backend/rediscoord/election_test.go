@@ -25,13 +25,14 @@ func newElection(t testing.TB, s *coord.Session, name string) *election.Election
 type campaignResult struct {
 	term *election.Term
 	err  error
+	at   time.Time
 }
 
 func campaignAsync(ctx context.Context, e *election.Election, value string) <-chan campaignResult {
 	ch := make(chan campaignResult, 1)
 	go func() {
 		tm, err := e.Campaign(ctx, []byte(value))
-		ch <- campaignResult{tm, err}
+		ch <- campaignResult{tm, err, time.Now()}
 	}()
 	return ch
 }
@@ -286,5 +287,48 @@ func TestServerKilledEndsCampaignAndObserve(t *testing.T) {
 		expectErr(t, err, context.Canceled)
 	case <-time.After(3 * time.Second):
 		t.Fatal("Observe did not return after its ctx was cancelled")
+	}
+}
+
+// A leader cut off from Redis: Resign fails and leaves the term held; the
+// term then ends as lost (session expired) before the successor, on a
+// client that still reaches Redis, is elected.
+func TestPartitionedLeaderKeepsTermUntilLoss(t *testing.T) {
+	srv := local.StartRedis(t)
+	px := startProxy(t, srv.Addr)
+	cut := newRedisClient(t, px.Addr(), coord.WithNamespace("epart"))
+	c := openURL(t, srv.URL, coord.WithNamespace("epart"))
+	const ttl = time.Second
+	tm, err := newElection(t, newSession(t, cut, ttl), "e").Campaign(ctxFor(t, 5*time.Second), []byte("cut"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := campaignAsync(ctxFor(t, 20*time.Second), newElection(t, newSession(t, c, 10*time.Second), "e"), "next")
+	waitCount(t, c, "election", "e", 2)
+	px.Freeze()
+	err = tm.Resign(ctxFor(t, 200*time.Millisecond))
+	if err == nil {
+		t.Fatal("Resign succeeded with Redis unreachable")
+	}
+	if tm.Err() != nil {
+		t.Fatalf("a failed Resign ended the term: %v", tm.Err())
+	}
+	expectClosed(t, tm.Done(), ttl+500*time.Millisecond, "cut-off leader's term")
+	lostAt := time.Now()
+	expectErr(t, tm.Err(), election.ErrLeadershipLost, coord.ErrSessionExpired)
+	select {
+	case r := <-next:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if l, err := election.LeaderOf(ctxFor(t, 5*time.Second), c, "e"); err != nil || l.Token != r.term.Token() {
+			t.Fatalf("leader %+v, %v; want the successor's token %d", l, err, r.term.Token())
+		}
+		if !r.at.After(lostAt) {
+			t.Fatal("successor elected before the cut-off leader knew it had lost")
+		}
+		_ = r.term.Resign(ctxFor(t, 5*time.Second))
+	case <-time.After(ttl + 5*time.Second):
+		t.Fatal("no successor after the cut-off leader's session expired")
 	}
 }
