@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,8 @@ func grantTTL(d time.Duration) (time.Duration, error) {
 // seconds and to Consul's 10s minimum; TTL() reports the granted value), no
 // node or serf health checks, behavior "delete" (Consul deletes the keys the
 // session acquired when it is invalidated), and lock-delay cfg.LockDelay.
+// A "Missing node registration" answer (an agent that has just started) is
+// retried with backoff until ctx is done.
 //
 // Lock-delay is Consul's guard against a holder that has not yet noticed its
 // session died: after a session is invalidated, the keys it held cannot be
@@ -84,9 +87,19 @@ func (c *client) NewSession(ctx context.Context, cfg driver.SessionConfig) (driv
 		"NodeChecks": []string{},
 	}
 	var out struct{ ID string }
-	start := time.Now()
-	if _, err := c.cli.Raw().Write("/v1/session/create", body, &out, (&api.WriteOptions{}).WithContext(ctx)); err != nil {
-		return nil, c.failed("create session", err)
+	var start time.Time
+	b := backoff{}
+	for {
+		start = time.Now()
+		_, err := c.cli.Raw().Write("/v1/session/create", body, &out, (&api.WriteOptions{}).WithContext(ctx))
+		if err == nil {
+			break
+		}
+		// An agent that has just started may not have registered its node
+		// in the catalog yet; that resolves itself within moments.
+		if !strings.Contains(err.Error(), "Missing node registration") || !b.sleep(ctx) {
+			return nil, c.failed("create session", err)
+		}
 	}
 	if out.ID == "" {
 		return nil, fmt.Errorf("consul %s: create session: empty session ID in the answer: %w", c.desc, coord.ErrCorrupt)
