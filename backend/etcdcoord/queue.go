@@ -136,7 +136,7 @@ func (c *client) waitAhead(ctx context.Context, w queueWait, rev int64) error {
 			err = watch.waitDelete(ctx)
 		} else {
 			watch.stop()
-			watch, err = c.watchKeys(ctx, ahead)
+			watch, err = c.watchKeys(ctx, w.ahead, ahead)
 		}
 		if err == nil {
 			backoff = 20 * time.Millisecond
@@ -191,20 +191,38 @@ type keysWatch struct {
 	notes  chan error // nil: a key was deleted; otherwise the watch failed
 }
 
+// maxKeyWatches is the number of keys above which watchKeys watches their
+// prefix with one watch instead of opening one watch per key.
+const maxKeyWatches = 8
+
 // watchKeys opens a watch on each key (no start revision, deletes only) and
 // returns once the server confirmed every one of them, or one of them failed
 // or already saw a deletion (then the returned error is nil, and the caller
-// reads the queue again).
-func (c *client) watchKeys(ctx context.Context, keys []*mvccpb.KeyValue) (*keysWatch, error) {
+// reads the queue again). For more than maxKeyWatches keys (a semaphore with
+// a large limit), it opens a single watch on pfx instead, which receives
+// every deletion under pfx but reports only those of the keys.
+func (c *client) watchKeys(ctx context.Context, pfx string, keys []*mvccpb.KeyValue) (*keysWatch, error) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	kw := &keysWatch{keys: keys, cancel: cancel, notes: make(chan error, 2*len(keys))}
 	created := make(chan struct{}, len(keys))
-	for _, kv := range keys {
-		wch := c.cli.Watch(wctx, string(kv.Key), clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
+	watches := len(keys)
+	if watches > maxKeyWatches {
+		set := make(map[string]bool, len(keys))
+		for _, kv := range keys {
+			set[string(kv.Key)] = true
+		}
+		wch := c.cli.Watch(wctx, pfx, clientv3.WithPrefix(), clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
 		kw.wg.Add(1)
-		go kw.forward(wctx, wch, created)
+		go kw.forward(wctx, wch, created, func(k []byte) bool { return set[string(k)] })
+		watches = 1
+	} else {
+		for _, kv := range keys {
+			wch := c.cli.Watch(wctx, string(kv.Key), clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
+			kw.wg.Add(1)
+			go kw.forward(wctx, wch, created, func([]byte) bool { return true })
+		}
 	}
-	for range keys {
+	for range watches {
 		select {
 		case <-created:
 		case err := <-kw.notes:
@@ -225,8 +243,9 @@ func (c *client) watchKeys(ctx context.Context, keys []*mvccpb.KeyValue) (*keysW
 }
 
 // forward reports the creation of one watch on created, and its first
-// deletion event or failure on kw.notes; then it returns.
-func (kw *keysWatch) forward(ctx context.Context, wch clientv3.WatchChan, created chan<- struct{}) {
+// deletion event of a key that match accepts, or its failure, on kw.notes;
+// then it returns.
+func (kw *keysWatch) forward(ctx context.Context, wch clientv3.WatchChan, created chan<- struct{}, match func([]byte) bool) {
 	defer kw.wg.Done()
 	note := func(err error) {
 		select {
@@ -243,7 +262,7 @@ func (kw *keysWatch) forward(ctx context.Context, wch clientv3.WatchChan, create
 			created <- struct{}{}
 		}
 		for _, ev := range wr.Events {
-			if ev.Type == clientv3.EventTypeDelete {
+			if ev.Type == clientv3.EventTypeDelete && match(ev.Kv.Key) {
 				note(nil)
 				return
 			}

@@ -28,6 +28,9 @@ func (c *client) semaphorePrefix(name string) string {
 // ahead of an existing one. A release therefore wakes at most the limit
 // waiters right behind the released key (one when the oldest holder
 // releases), never the whole queue; each woken waiter reads the queue once.
+// With a limit above 8 a waiter opens one watch on the semaphore's prefix
+// instead of one per key: it then receives every deletion of the name, but
+// still reads the queue only when one of its limit keys went.
 //
 // The token is the key's create revision, so later acquisitions have
 // greater tokens. All callers of name must pass the same limit. With

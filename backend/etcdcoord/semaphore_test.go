@@ -151,3 +151,48 @@ func TestSemaphoreLimitUnderLoad(t *testing.T) {
 		t.Fatalf("%d acquisitions, want %d", n, workers*rounds)
 	}
 }
+
+// TestSemaphoreLargeLimit covers the prefix-watch path (limit above
+// maxKeyWatches): a release in the middle of the holders admits the first
+// waiter only, the next release the second.
+func TestSemaphoreLargeLimit(t *testing.T) {
+	e := startEtcd(t)
+	c := openClient(t, e.URL)
+	d := driverOf(t, c)
+	s := newSession(t, c, 10*time.Second)
+	const limit = maxKeyWatches + 2
+	holders := make([]driver.Held, limit)
+	for i := range holders {
+		h, err := d.Acquire(testCtx(t, 5*time.Second), s.Driver(), "large", limit, lockOpts(true))
+		if err != nil {
+			t.Fatalf("holder %d: %v", i, err)
+		}
+		holders[i] = h
+	}
+	got := make(chan acquired, 2)
+	for i, who := range []string{"W1", "W2"} {
+		go func() {
+			h, err := d.Acquire(testCtx(t, 30*time.Second), s.Driver(), "large", limit, lockOpts(false))
+			if err != nil {
+				t.Errorf("%s: %v", who, err)
+			}
+			got <- acquired{who, h}
+		}()
+		waitRecipe(t, c, "semaphore", "large", limit+i+1)
+	}
+	expectNone(t, got, 100*time.Millisecond, "acquired while full")
+	for i, want := range []string{"W1", "W2"} {
+		if err := holders[limit/2+i].Release(testCtx(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case g := <-got:
+			if g.who != want {
+				t.Fatalf("%s acquired, want %s", g.who, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not acquire", want)
+		}
+		expectNone(t, got, 150*time.Millisecond, "a second waiter acquired")
+	}
+}
