@@ -14,15 +14,16 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
-// blockingPoolSize bounds the connections used by waiting Lock calls (one per
-// waiter blocked in BLPOP). They come from a pool of their own so that many
-// waiters never starve the heartbeats of connections.
+// blockingPoolSize bounds the connections used by waiting calls (one per
+// waiter blocked in BLPOP; pub/sub subscriptions of observers and barrier
+// waiters also come from this client). They come from a pool of their own so
+// that many waiters never starve the heartbeats of connections.
 const blockingPoolSize = 256
 
 // client is the driver.Client of the Redis backend.
 type client struct {
 	rdb    redis.UniversalClient // scripts and heartbeats
-	blk    *redis.Client         // BLPOP of waiting Lock calls
+	blk    *redis.Client         // BLPOP of waiting calls, pub/sub subscriptions
 	ownRdb bool                  // rdb was created from a URL: close it on Close
 	ns     string
 	opts   coord.Options
