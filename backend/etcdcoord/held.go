@@ -48,12 +48,11 @@ func (c *client) newHeld(s *session, pfx, key string, rev int64) *held {
 // so each successive holder of a name has a greater token.
 func (h *held) Token() uint64 { return uint64(h.rev) }
 
-// Release deletes the key if it is still this holder's (same create
-// revision), which hands the lock to the next waiter. It returns an error
-// wrapping coord.ErrNotHeld when the lock had already been released or lost,
-// including when the key is found gone: then the loss is reported with the
-// session's expiry as cause if the lease is gone, and as a deleted key
-// otherwise. If the delete fails (server unreachable), the lock stays held
+// Release deletes the key, which hands the lock to the next waiter. It
+// returns an error wrapping coord.ErrNotHeld when the lock had already been
+// released or lost, including when the key is found gone (or recreated by
+// hand): then the loss is reported with the session's expiry as cause if the
+// lease is gone, and as a deleted key otherwise. If the delete fails (server unreachable), the lock stays held
 // and Release may be retried; closing the session also releases it.
 func (h *held) Release(ctx context.Context) error {
 	h.releaseMu.Lock()
@@ -66,14 +65,16 @@ func (h *held) Release(ctx context.Context) error {
 		h.stopSession()
 		return notHeld(h.Err())
 	}
-	resp, err := h.c.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(h.key), "=", h.rev)).
-		Then(clientv3.OpDelete(h.key)).
-		Commit()
+	// A plain delete (cheaper than a transaction comparing the create
+	// revision): the key's name belongs to this holder alone until the
+	// delete is confirmed (keys.go), so the only incarnation it can find is
+	// this holder's, unless someone recreated the key by hand; the previous
+	// value tells.
+	resp, err := h.c.cli.Delete(ctx, h.key, clientv3.WithPrevKV())
 	if err != nil {
 		return fmt.Errorf("etcd unlock: %w", h.c.rpcErr(ctx, "delete lock key", err))
 	}
-	if !resp.Succeeded {
+	if len(resp.PrevKvs) != 1 || resp.PrevKvs[0].CreateRevision != h.rev {
 		// The key is gone: with the lease (the session ends as expired, and
 		// its callback ends h with that cause), or deleted by hand.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

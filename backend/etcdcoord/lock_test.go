@@ -348,3 +348,66 @@ func TestTransient(t *testing.T) {
 		}
 	}
 }
+
+// TestContenderKeysReused checks the session's key pool: a released key's
+// name is taken again by the session's next Lock, two live contenders of one
+// session never share a name, and each incarnation has a new token.
+func TestContenderKeysReused(t *testing.T) {
+	e := startEtcd(t)
+	c := openClient(t, e.URL)
+	d := driverOf(t, c)
+	s := newSession(t, c, 10*time.Second).Driver()
+	lockKey := func(try bool) *held {
+		t.Helper()
+		h, err := d.Lock(testCtx(t, 5*time.Second), s, "reuse", lockOpts(try))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.(*held)
+	}
+	h1 := lockKey(false)
+	if err := h1.Release(testCtx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	h2 := lockKey(false)
+	if h2.key != h1.key {
+		t.Fatalf("second Lock used %s, want the released %s", h2.key, h1.key)
+	}
+	if h2.Token() <= h1.Token() {
+		t.Fatalf("reused key's token %d, want more than %d", h2.Token(), h1.Token())
+	}
+	// A second contender of the same session while h2 holds: a new name.
+	if _, err := d.Lock(testCtx(t, 5*time.Second), s, "reuse", lockOpts(true)); !errors.Is(err, coord.ErrLocked) {
+		t.Fatalf("TryLock while held: %v, want ErrLocked", err)
+	}
+	got := make(chan *held, 1)
+	go func() {
+		h, err := d.Lock(testCtx(t, 10*time.Second), s, "reuse", lockOpts(false))
+		if err != nil {
+			t.Error(err)
+			close(got)
+			return
+		}
+		got <- h.(*held)
+	}()
+	waitContenders(t, c, "reuse", 2)
+	if err := h2.Release(testCtx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	h3, ok := <-got
+	if !ok {
+		return
+	}
+	if h3.key == h2.key {
+		t.Fatalf("a waiter queued while %s was held used the same name", h2.key)
+	}
+	if h3.Token() <= h2.Token() {
+		t.Fatalf("token %d after %d", h3.Token(), h2.Token())
+	}
+	if err := h3.Release(testCtx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := contenders(t, c, "reuse"); n != 0 {
+		t.Fatalf("%d keys left, want 0", n)
+	}
+}
