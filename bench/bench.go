@@ -63,7 +63,7 @@ func (rc *Recorder) Table(w io.Writer) {
 	if len(rc.results) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "| backend | case | implementation | per op | lock wait p50 | lock wait p99 | coord ÷ peer |")
+	fmt.Fprintln(w, "| backend | case | implementation | per op | p50 | p99 | coord ÷ peer |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, k := range rc.order {
 		r := rc.results[k]

@@ -46,6 +46,7 @@ func uniq(prefix string) string {
 // server starts one backend and says how to build a peer locker on it.
 type server struct {
 	name, url string
+	addr      string // host:port of the server, for raw clients
 	peer      string
 	peerNote  string
 	newPeer   func(b *testing.B, name string) Locker
@@ -152,7 +153,7 @@ func (l *coordLocker) Close() error {
 
 func startEtcd(b *testing.B) server {
 	e := local.StartEtcd(b)
-	return server{name: "etcd", url: e.URL, peer: "concurrency.Mutex", newPeer: func(b *testing.B, name string) Locker {
+	return server{name: "etcd", url: e.URL, addr: e.Endpoint, peer: "concurrency.Mutex", newPeer: func(b *testing.B, name string) Locker {
 		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}, DialTimeout: 5 * time.Second})
 		if err != nil {
 			b.Fatal(err)
@@ -187,7 +188,7 @@ func (p *etcdPeer) Close() error {
 
 func startZooKeeper(b *testing.B) server {
 	z := local.StartZooKeeper(b)
-	return server{name: "zookeeper", url: z.URL, peer: "zk.Lock", newPeer: func(b *testing.B, name string) Locker {
+	return server{name: "zookeeper", url: z.URL, addr: z.Addr, peer: "zk.Lock", newPeer: func(b *testing.B, name string) Locker {
 		conn, _, err := zk.Connect([]string{z.Addr}, 10*time.Second, zk.WithLogger(log.New(ioDiscard{}, "", 0)))
 		if err != nil {
 			b.Fatal(err)
@@ -218,7 +219,7 @@ func (p *zkPeer) Close() error { p.conn.Close(); return nil }
 
 func startRedis(b *testing.B) server {
 	r := local.StartRedis(b)
-	return server{name: "redis", url: r.URL, peer: "redislock", peerNote: "retry every 5ms", newPeer: func(b *testing.B, name string) Locker {
+	return server{name: "redis", url: r.URL, addr: r.Addr, peer: "redislock", peerNote: "retry every 5ms", newPeer: func(b *testing.B, name string) Locker {
 		rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 		return &redisPeer{rdb: rdb, c: redislock.New(rdb), key: "peer:" + name}
 	}}
@@ -245,7 +246,7 @@ func (p *redisPeer) Close() error { return p.rdb.Close() }
 
 func startConsul(b *testing.B) server {
 	c := local.StartConsul(b)
-	return server{name: "consul", url: c.URL, peer: "api.Lock", peerNote: "agent -dev, Raft in memory", newPeer: func(b *testing.B, name string) Locker {
+	return server{name: "consul", url: c.URL, addr: c.Addr, peer: "api.Lock", peerNote: "agent -dev, Raft in memory", newPeer: func(b *testing.B, name string) Locker {
 		cli, err := consul.NewClient(&consul.Config{Address: c.Addr})
 		if err != nil {
 			b.Fatal(err)
