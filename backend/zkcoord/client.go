@@ -18,7 +18,11 @@
 // Loss: a session is lost when ZooKeeper reports it expired, or when no server
 // has answered for the whole negotiated session timeout (the client-side
 // deadline Curator also applies; the server expires the session at about the
-// same time). go-zookeeper's log output is discarded.
+// same time). The session is the source of truth for the locks it holds: it
+// ends them all at once when it ends, and a held lock sets no watch of its
+// own. A contender node deleted by hand while its session lives (outside the
+// contract: that breaks the lock, and the next waiter proceeds) is noticed at
+// Unlock, which then reports ErrNotHeld. go-zookeeper's log output is discarded.
 package zkcoord
 
 import (

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/coordkit/coord"
 	"github.com/coordkit/coord/driver"
@@ -13,14 +12,19 @@ import (
 
 // held is an acquired lock: the session's contender node at the head of the
 // queue. It ends with coord.ErrNotHeld on Release, and with coord.Lost(cause)
-// when the session is closed or lost or the node is deleted by someone else
-// (a getData watch on the node reports that).
+// when the session is closed or lost (the session ends every lock it holds
+// at once, before its Done closes).
+//
+// The ZooKeeper session is the source of truth: the node is ephemeral and
+// dies with it, so a held lock sets no watch of its own. A node deleted by
+// hand while the session lives is outside the contract (that breaks the
+// lock, and the next waiter proceeds); the holder learns of it at Release,
+// which then reports coord.ErrNotHeld.
 type held struct {
 	*driver.Ownership
-	s         *session
-	path      string
-	token     uint64
-	releasing atomic.Bool
+	s     *session
+	path  string
+	token uint64
 }
 
 var _ driver.Held = (*held)(nil)
@@ -29,68 +33,14 @@ var _ driver.Held = (*held)(nil)
 // successive holder of the name.
 func (h *held) Token() uint64 { return h.token }
 
-// hold turns the head contender node into a held lock and watches the node.
-func (s *session) hold(ctx context.Context, node string, token int64) (*held, error) {
+// hold turns the head contender node into a held lock, registered with the
+// session for loss notification. It makes no request.
+func (s *session) hold(_ context.Context, node string, token int64) (*held, error) {
 	h := &held{Ownership: driver.NewOwnership(), s: s, path: node, token: uint64(token)}
-	for {
-		wch, err := call(ctx, s, func() (<-chan zk.Event, error) {
-			_, _, ch, err := s.conn.GetW(node)
-			return ch, err
-		}, nil)
-		switch {
-		case err == nil:
-			if !s.addHeld(h) {
-				return nil, s.Err()
-			}
-			go h.watch(wch)
-			return h, nil
-		case errors.Is(err, zk.ErrNoNode):
-			if err := s.Err(); err != nil {
-				return nil, err
-			}
-			return nil, fmt.Errorf("contender node %s was deleted by someone else: %w", node, coord.ErrLockLost)
-		case isConnErr(err) && s.Err() == nil:
-			if err := pause(ctx, s); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, err
-		}
+	if !s.addHeld(h) {
+		return nil, s.Err()
 	}
-}
-
-// watch ends h if its node is deleted by anyone but Release. It returns when
-// h ends or the watch does (session expired, connection closed).
-func (h *held) watch(wch <-chan zk.Event) {
-	for {
-		select {
-		case ev := <-wch:
-			switch ev.Type {
-			case zk.EventNodeDeleted:
-				if h.releasing.Load() {
-					return
-				}
-				h.s.dropNode(h.path)
-				h.s.dropHeld(h)
-				cause := h.s.Err()
-				if cause == nil {
-					cause = fmt.Errorf("zkcoord: lock node %s was deleted by someone else", h.path)
-				}
-				h.End(coord.Lost(cause))
-				return
-			case zk.EventNodeDataChanged: // someone wrote to it: watch again
-				_, _, ch, err := h.s.conn.GetW(h.path)
-				if err != nil {
-					return
-				}
-				wch = ch
-			default: // the watch ended with the connection or the session
-				return
-			}
-		case <-h.Done():
-			return
-		}
-	}
+	return h, nil
 }
 
 // Release deletes the node, then ends h with coord.ErrNotHeld. It returns an
@@ -101,7 +51,6 @@ func (h *held) Release(ctx context.Context) error {
 	if err := h.Err(); err != nil {
 		return fmt.Errorf("zkcoord: release %s: %w", h.path, notHeld(err))
 	}
-	h.releasing.Store(true)
 	released := func() {
 		h.s.dropNode(h.path)
 		h.s.dropHeld(h)
@@ -130,12 +79,8 @@ func (h *held) Release(ctx context.Context) error {
 		if e := h.Err(); e != nil {
 			return fmt.Errorf("zkcoord: release %s: %w", h.path, notHeld(e))
 		}
-		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-			// The server refused: the node is still there. (A delete that
-			// Release gave up on may still go through; releasing stays set so
-			// that its deletion is not taken for a loss.)
-			h.releasing.Store(false)
-		}
+		// The server refused, or Release gave up waiting (then the delete
+		// may still go through, and late ends h as released).
 		return fmt.Errorf("zkcoord: release %s: %w", h.path, err)
 	}
 }

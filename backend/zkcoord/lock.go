@@ -26,10 +26,15 @@ const (
 //
 //  1. create the protected ephemeral-sequential node <dir>/_c_<guid>-lock-N,
 //     in one transaction with a write to <dir> whose zxid is the new node's
-//     creation zxid: the fencing token, with no extra round trip;
-//  2. list <dir>; the lowest sequence holds the lock;
+//     creation zxid: the fencing token, with no extra round trip. The same
+//     write returns <dir>'s stat: when the new node is its only child, the
+//     lock is held after this one round trip;
+//  2. otherwise list <dir>; the lowest sequence holds the lock;
 //  3. otherwise watch only the predecessor (getData watch) and list again when
 //     it is deleted: herd-free and FIFO.
+//
+// An uncontended lock and unlock cost two requests (the transaction and the
+// delete); the held lock sets no watch (see held).
 //
 // On failure (ctx done, session lost, Try refused) the node is deleted before
 // Lock returns. The token is strictly greater for each successive holder:
@@ -48,7 +53,7 @@ func (c *client) Lock(ctx context.Context, ds driver.Session, name string, opts 
 		return nil, fmt.Errorf("zkcoord: lock %q: %w", name, err)
 	}
 	guid := hex.EncodeToString(g[:])
-	node, token, err := s.createContender(ctx, dir, guid)
+	node, token, alone, err := s.createContender(ctx, dir, guid)
 	if err != nil {
 		cctx, cancel := cleanupContext(ctx, s)
 		defer cancel()
@@ -56,6 +61,13 @@ func (c *client) Lock(ctx context.Context, ds driver.Session, name string, opts 
 			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
 		}
 		return nil, fmt.Errorf("zkcoord: lock %q: %w", name, err)
+	}
+	if alone {
+		// The node was dir's only child when it was created: the lock is
+		// held, with no listing.
+		if h, err := s.hold(ctx, node, token); err == nil {
+			return h, nil
+		}
 	}
 	h, err := s.acquire(ctx, dir, node, token, opts.Try)
 	if err != nil {
@@ -70,9 +82,12 @@ func (c *client) Lock(ctx context.Context, ds driver.Session, name string, opts 
 }
 
 // createContender creates this Lock call's node and returns its path and
-// creation zxid. A create whose answer was lost is looked up by GUID before
-// it is retried.
-func (s *session) createContender(ctx context.Context, dir, guid string) (string, int64, error) {
+// creation zxid. alone reports that the node was dir's only child right after
+// the transaction (the parent's stat returned by its setData counts the new
+// node): no older contender exists, so the lock is held. A create whose
+// answer was lost is looked up by GUID before it is retried (alone is then
+// false: the caller lists dir).
+func (s *session) createContender(ctx context.Context, dir, guid string) (node string, zxid int64, alone bool, err error) {
 	base := dir + "/" + protectedPrefix + guid + lockMarker
 	create := func() ([]zk.MultiResponse, error) {
 		return s.conn.Multi(
@@ -92,27 +107,27 @@ func (s *session) createContender(ctx context.Context, dir, guid string) (string
 		switch {
 		case err == nil && len(r) == 2 && r[1].Stat != nil:
 			s.addNode(r[0].String)
-			return r[0].String, r[1].Stat.Mzxid, nil
+			return r[0].String, r[1].Stat.Mzxid, r[1].Stat.NumChildren == 1, nil
 		case err == nil:
-			return "", 0, fmt.Errorf("create %s: unexpected multi response: %w", base, coord.ErrCorrupt)
+			return "", 0, false, fmt.Errorf("create %s: unexpected multi response: %w", base, coord.ErrCorrupt)
 		case errors.Is(err, zk.ErrNoNode):
 			if _, err := call(ctx, s, func() (struct{}, error) { return struct{}{}, ensurePath(s.conn, dir, s.c.acl) }, nil); err != nil {
-				return "", 0, err
+				return "", 0, false, err
 			}
 			continue
 		case isConnErr(err) && s.Err() == nil:
 			// The create may have happened: find it by GUID (Curator's protected mode).
 			p, zxid, err := s.findGUID(ctx, dir, guid)
 			if err != nil {
-				return "", 0, err
+				return "", 0, false, err
 			}
 			if p != "" {
 				s.addNode(p)
-				return p, zxid, nil
+				return p, zxid, false, nil
 			}
 			continue
 		default:
-			return "", 0, err
+			return "", 0, false, err
 		}
 	}
 }

@@ -144,7 +144,8 @@ func TestLockOnServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			watches := parseWCHC(out)
-			ok := true
+			// The holder sets no watch at all: its session is the truth.
+			ok := len(watches[sessions[0].ID()]) == 0
 			for i := 1; i < n; i++ {
 				want := "/coord/lock/" + name + "/" + queue[i-1]
 				if got := watches[sessions[i].ID()]; len(got) != 1 || got[0] != want {
@@ -274,26 +275,58 @@ func TestLockOnServer(t *testing.T) {
 		}
 	})
 
-	t.Run("NodeDeletedBySomeoneElseIsALoss", func(t *testing.T) {
+	t.Run("NodeDeletedByHandIsNoticedAtUnlock", func(t *testing.T) {
+		// Outside the contract (an operator breaking the lock): the holder
+		// sets no watch on its node, so it learns of the deletion at Unlock;
+		// the waiter proceeds; the session lives on.
 		s := newSession(t, c)
 		g, err := mutex(t, s, "vandal").Lock(ctxT(t, 5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := make(chan *lock.Guard, 1)
+		m2 := mutex(t, newSession(t, c), "vandal")
+		go func() {
+			g2, err := m2.Lock(ctxT(t, 10*time.Second))
+			if err != nil {
+				t.Error(err)
+			}
+			got <- g2
+		}()
+		waitContenders(t, c, "vandal", 2)
 		raw := rawConn(t, srv.Addr)
 		children, _, err := raw.Children("/coord/lock/vandal")
-		if err != nil || len(children) != 1 {
+		if err != nil || len(children) != 2 {
 			t.Fatalf("children %v %v", children, err)
 		}
-		if err := raw.Delete("/coord/lock/vandal/"+children[0], -1); err != nil {
+		if err := raw.Delete("/coord/lock/vandal/"+contenders(children)[0], -1); err != nil {
 			t.Fatal(err)
 		}
-		waitDone(t, g.Done(), 5*time.Second, "guard of a deleted node")
+		var g2 *lock.Guard
+		select {
+		case g2 = <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatal("waiter did not acquire after the holder's node was deleted")
+		}
+		if g2 == nil {
+			return
+		}
+		if err := g.Err(); err != nil {
+			t.Fatalf("guard Err = %v before Unlock: a deleted node is only noticed at Unlock", err)
+		}
+		err = g.Unlock(ctxT(t, 5*time.Second))
+		if !errors.Is(err, coord.ErrNotHeld) || errors.Is(err, coord.ErrSessionExpired) {
+			t.Fatalf("Unlock of a deleted node = %v, want ErrNotHeld (node gone)", err)
+		}
+		waitDone(t, g.Done(), time.Second, "guard after Unlock found its node gone")
 		if !errors.Is(g.Err(), coord.ErrLockLost) {
 			t.Fatalf("guard Err = %v", g.Err())
 		}
 		if s.Err() != nil {
 			t.Fatalf("session ended: %v", s.Err())
+		}
+		if err := g2.Unlock(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
 		}
 	})
 

@@ -51,7 +51,7 @@ func TestRWLockQueue(t *testing.T) {
 	q := queueNodes(t, srv.Addr, "/coord/rwlock/"+name, kindRead, kindWrite)
 	id := func(i int) string { return sessions[i].ID() }
 	waitWatches(t, srv.Addr, map[string][]string{
-		id(0): {q[0]},
+		id(0): nil,                   // the holding writer sets no watch
 		id(1): {q[0]}, id(2): {q[0]}, // readers: the nearest writer ahead
 		id(3): {q[2]}, // writer: its predecessor
 		id(4): {q[3]}, // reader behind a waiting writer

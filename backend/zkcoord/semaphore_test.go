@@ -54,7 +54,7 @@ func TestSemaphoreFIFOAndHerdFree(t *testing.T) {
 	q := queueNodes(t, srv.Addr, "/coord/semaphore/"+name, kindSem)
 	id := func(i int) string { return sessions[i].ID() }
 	waitWatches(t, srv.Addr, map[string][]string{
-		id(0): {q[0]}, id(1): {q[1]}, // holders watch their own node
+		id(0): nil, id(1): nil, // holders set no watch (the session is the truth)
 		id(2): {q[0], q[1]},          // the first waiter watches the holders
 		id(3): {q[2]}, id(4): {q[3]}, // later waiters their predecessor
 	})
