@@ -29,11 +29,12 @@ fi
 log "Consul agent"
 bash scripts/build-consul.sh
 
-log "gofmt, go vet, staticcheck"
+log "gofmt, go mod tidy, go vet, staticcheck"
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"
 if [ -n "$unformatted" ]; then
   echo "gofmt needed on:"; echo "$unformatted"; exit 1
 fi
+go mod tidy -diff
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
