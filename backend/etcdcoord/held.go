@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/coordkit/coord"
 	"github.com/coordkit/coord/driver"
 )
@@ -50,10 +48,11 @@ func (h *held) Token() uint64 { return uint64(h.rev) }
 
 // Release deletes the key, which hands the lock to the next waiter. It
 // returns an error wrapping coord.ErrNotHeld when the lock had already been
-// released or lost, including when the key is found gone (or recreated by
-// hand): then the loss is reported with the session's expiry as cause if the
-// lease is gone, and as a deleted key otherwise. If the delete fails (server unreachable), the lock stays held
-// and Release may be retried; closing the session also releases it.
+// released or lost, including when the key is found gone: then the loss is
+// reported with the session's expiry as cause if the lease is gone, and as a
+// deleted key otherwise. If the delete fails (server unreachable), the lock
+// stays held and Release may be retried; closing the session also releases
+// it.
 func (h *held) Release(ctx context.Context) error {
 	h.releaseMu.Lock()
 	defer h.releaseMu.Unlock()
@@ -65,16 +64,16 @@ func (h *held) Release(ctx context.Context) error {
 		h.stopSession()
 		return notHeld(h.Err())
 	}
-	// A plain delete (cheaper than a transaction comparing the create
-	// revision): the key's name belongs to this holder alone until the
-	// delete is confirmed (keys.go), so the only incarnation it can find is
-	// this holder's, unless someone recreated the key by hand; the previous
-	// value tells.
-	resp, err := h.c.cli.Delete(ctx, h.key, clientv3.WithPrevKV())
+	// A plain delete, cheaper than a transaction comparing the create
+	// revision: the key's name (the session's lease and a nonce) belongs to
+	// this holder alone until the delete is confirmed (keys.go), so a key
+	// found under it is this holder's own (short of someone writing keys of
+	// the session's lease by hand).
+	resp, err := h.c.cli.Delete(ctx, h.key)
 	if err != nil {
 		return fmt.Errorf("etcd unlock: %w", h.c.rpcErr(ctx, "delete lock key", err))
 	}
-	if len(resp.PrevKvs) != 1 || resp.PrevKvs[0].CreateRevision != h.rev {
+	if resp.Deleted != 1 {
 		// The key is gone: with the lease (the session ends as expired, and
 		// its callback ends h with that cause), or deleted by hand.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

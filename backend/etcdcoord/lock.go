@@ -25,18 +25,23 @@ var errKeyGone = errors.New("etcd: the lock key was deleted by someone else")
 // The contender key is <root>lock/<name>/~/<lease>-<nonce>, bound to the
 // session's lease; the nonce makes every Lock call a separate contender, so
 // two Mutexes of one session exclude each other. The session reuses the names
-// of its released keys (keys.go), never for two live contenders at once. One transaction puts the key
-// and reads the two newest keys of the queue: when there is no older key, the
-// lock is held after a single round trip. Otherwise the caller waits for its
-// predecessor, the key created just before its own. It opens a watch on that
-// key with no start revision (the server registers it as up to date at once,
-// without the catch-up loop an old start revision costs) and waits until the
-// watch exists, and only then reads the predecessor again, identified by its
-// create revision: if it is still there, its deletion will reach the watch.
-// The same read tells whether the predecessor is the oldest key; if so, its
-// delete event alone hands the lock over. Otherwise (a waiter ahead gave up)
-// the caller looks for the next older key, and when none is left, the lock is
-// held. A release therefore wakes only the next waiter, in FIFO order.
+// of its released keys (keys.go), never for two live contenders at once.
+//
+// One transaction takes a free lock with a bare put (when no key at all is
+// under the lock's prefix): an uncontended lock costs a single write, and
+// its Unlock a single delete. Otherwise, in the same transaction, it puts
+// the key and reads the two newest keys of the queue; with no older key, the
+// lock is held after that single round trip. Otherwise the caller waits for
+// its predecessor, the key created just before its own. It opens a watch on
+// that key with no start revision (the server registers it as up to date at
+// once, without the catch-up loop an old start revision costs) and waits
+// until the watch exists, and only then reads the predecessor again,
+// identified by its create revision: if it is still there, its deletion will
+// reach the watch. The same read tells whether the predecessor is the oldest
+// key; if so, its delete event alone hands the lock over. Otherwise (a waiter
+// ahead gave up) the caller looks for the next older key, and when none is
+// left, the lock is held. A release therefore wakes only the next waiter, in
+// FIFO order.
 //
 // The token is the key's create revision. Lock gives up with a wrapped
 // ctx.Err() when ctx is done and with the session's error when the session
@@ -93,14 +98,24 @@ func (c *client) session(ds driver.Session) (*session, error) {
 func (c *client) acquire(ctx context.Context, s *session, pfx, key string, try bool) (int64, error) {
 	// The transaction is safe to repeat after an unknown outcome: a second
 	// run finds the key already there and reads it instead.
+	//
+	// The outer compare holds when no key at all is under pfx (a prefix
+	// compare on create revision 0 matches an empty range only): then the
+	// put alone takes the free lock, with no read. Otherwise the nested
+	// transaction puts the key (unless a retried run already did) and reads
+	// the two newest keys of the queue.
+	queue := clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+		[]clientv3.Op{clientv3.OpPut(key, "", clientv3.WithLease(s.id)),
+			clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithLimit(2),
+				clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend))},
+		[]clientv3.Op{clientv3.OpGet(key)})
 	var resp *clientv3.TxnResponse
 	err := retry(ctx, func() (err error) {
 		resp, err = c.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, "", clientv3.WithLease(s.id)),
-				clientv3.OpGet(pfx, clientv3.WithPrefix(), clientv3.WithLimit(2),
-					clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend))).
-			Else(clientv3.OpGet(key)).
+			If(clientv3.Compare(clientv3.CreateRevision(pfx), "=", 0).WithPrefix()).
+			Then(clientv3.OpPut(key, "", clientv3.WithLease(s.id))).
+			Else(queue).
 			Commit()
 		return err
 	})
@@ -110,15 +125,22 @@ func (c *client) acquire(ctx context.Context, s *session, pfx, key string, try b
 		}
 		return 0, c.rpcErr(ctx, "lock", err)
 	}
+	if resp.Succeeded {
+		return resp.Header.Revision, nil // the queue was empty: ours is the only key
+	}
+	nested := resp.Responses[0].GetResponseTxn()
+	if nested == nil {
+		return 0, fmt.Errorf("etcd lock: %w: unexpected transaction response", coord.ErrCorrupt)
+	}
 	var (
 		rev  int64
 		pred *mvccpb.KeyValue
 	)
-	if resp.Succeeded {
+	if nested.Succeeded {
 		// The put is the newest write, so the newest key is ours and the
 		// next one (if any) is our predecessor.
 		rev = resp.Header.Revision
-		kvs := resp.Responses[1].GetResponseRange().Kvs
+		kvs := nested.Responses[1].GetResponseRange().Kvs
 		if len(kvs) == 0 || string(kvs[0].Key) != key {
 			return 0, fmt.Errorf("etcd lock: %w: queue under %s does not show our key", coord.ErrCorrupt, pfx)
 		}
@@ -127,7 +149,7 @@ func (c *client) acquire(ctx context.Context, s *session, pfx, key string, try b
 		}
 		pred = kvs[1]
 	} else {
-		kvs := resp.Responses[0].GetResponseRange().Kvs
+		kvs := nested.Responses[0].GetResponseRange().Kvs
 		if len(kvs) == 0 {
 			return 0, fmt.Errorf("etcd lock: %w", errKeyGone)
 		}
