@@ -27,7 +27,9 @@
 // <root>lock/<name>/~/<lease>-<nonce> and waits for the key created just
 // before its own (its predecessor) to disappear. Waiters are served in FIFO
 // order and a release wakes exactly one of them. The uncontended lock costs
-// one round trip. The fencing token is the create revision of the holder's
+// one write (a bare put) and its Unlock one delete; a session reuses the names
+// of its released keys, so a busy lock does not pile up dead key names in
+// etcd's index between compactions. The fencing token is the create revision of the holder's
 // key: it comes from etcd's replicated log, so it only grows, also across
 // leader changes and restarts.
 //
