@@ -80,16 +80,21 @@ func (c *client) NewSession(ctx context.Context, cfg driver.SessionConfig) (driv
 		cancel()
 		return c.rpcErr(ctx, op, err)
 	}
-	markerRev, err := s.putMarker(ctx)
-	if err != nil && !denied(err) {
-		return nil, fail("put session marker", err)
-	}
+	// Keep-alive starts before the marker write, so a slow write does not
+	// delay the lease's first renewal (the server counts the TTL from the
+	// grant).
 	ch, err := c.cli.KeepAlive(kctx, g.ID)
 	if err != nil {
 		return nil, fail("keep lease alive", err)
 	}
 	s.loops.Add(1)
 	go s.keepAlive(kctx, ch, sent.Add(s.ttl))
+	markerRev, err := s.putMarker(ctx)
+	if err != nil && !denied(err) {
+		err = fail("put session marker", err)
+		s.loops.Wait()
+		return nil, err
+	}
 	if markerRev > 0 {
 		s.loops.Add(1)
 		go s.watchMarker(kctx, markerRev)

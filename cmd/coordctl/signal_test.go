@@ -63,7 +63,11 @@ func TestSIGTERMForwardedAndLockReleased(t *testing.T) {
 	s := startServer(t)
 	dir := t.TempDir()
 	marker, ready := filepath.Join(dir, "marker"), filepath.Join(dir, "ready")
-	p := start(t, s.env, append([]string{"lock", "fwd", "--"}, trapCMD(marker, ready, "5")...)...)
+	// A TTL well above the test's own waits: "released at once" must not be
+	// confused with a lease that ran out, and a loaded CI machine must not
+	// expire the second process's fresh session.
+	env := append(append([]string(nil), s.env...), "COORD_TTL=6s")
+	p := start(t, env, append([]string{"lock", "fwd", "--"}, trapCMD(marker, ready, "5")...)...)
 	waitFile(t, ready, 15*time.Second)
 
 	_ = p.cmd.Process.Signal(syscall.SIGTERM) // to coordctl only, not its group
@@ -75,7 +79,7 @@ func TestSIGTERMForwardedAndLockReleased(t *testing.T) {
 		t.Fatalf("SIGTERM not forwarded to CMD (marker %q, %v)", b, err)
 	}
 	// Released at once (not after the TTL): another process takes it now.
-	if r := coordctl(t, s.env, "lock", "--try", "fwd", "--", "true"); r.code != 0 {
+	if r := coordctl(t, env, "lock", "--try", "fwd", "--", "true"); r.code != 0 {
 		t.Fatalf("lock not released: --try exit %d\nstderr: %s", r.code, r.stderr)
 	}
 }
