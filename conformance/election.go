@@ -314,27 +314,7 @@ func electCancelled(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	b := newElection(t, newSession(t, h, c), "cancel")
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	_, err = b.Campaign(ctx, []byte("b"))
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Campaign with an expiring deadline: %v, want context.DeadlineExceeded", err)
-	}
-	electionContenders(t, c, "cancel", 1, 5*time.Second)
-	ctx, cancel = context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { _, err := b.Campaign(ctx, []byte("b")); done <- err }()
-	electionContenders(t, c, "cancel", 2, 10*time.Second)
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled Campaign: %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("cancelled Campaign did not return")
-	}
-	electionContenders(t, c, "cancel", 1, 5*time.Second)
+	checkCancelledWait(t, c, "election", "cancel", 1, func(ctx context.Context) error { _, err := b.Campaign(ctx, []byte("b")); return err })
 	if err := ta.Resign(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}

@@ -306,33 +306,39 @@ func lockCancelled(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	m2 := newMutex(t, newSession(t, h, c), "cancel")
-	// A deadline that expires while waiting.
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	_, err = m2.Lock(ctx)
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Lock with an expiring deadline: err = %v, want context.DeadlineExceeded", err)
-	}
-	waitContenders(t, c, "cancel", 1, 5*time.Second)
-	// An explicit cancel while waiting.
-	ctx, cancel = context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { _, err := m2.Lock(ctx); done <- err }()
-	waitContenders(t, c, "cancel", 2, 10*time.Second)
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled Lock: err = %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("cancelled Lock did not return")
-	}
-	waitContenders(t, c, "cancel", 1, 5*time.Second)
+	checkCancelledWait(t, c, "lock", "cancel", 1, func(ctx context.Context) error { _, err := m2.Lock(ctx); return err })
 	if err := g1.Unlock(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	waitContenders(t, c, "cancel", 0, 5*time.Second)
+}
+
+// checkCancelledWait proves that a wait abandoned by its deadline, and one
+// abandoned by a cancel, return the context's error and leave only the held
+// entries of recipe name on the server.
+func checkCancelledWait(t *testing.T, c *coord.Client, recipe, name string, held int, wait func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := wait(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%s wait with an expiring deadline: err = %v, want context.DeadlineExceeded", recipe, err)
+	}
+	waitRecipeContenders(t, c, recipe, name, held, 5*time.Second)
+	ctx, cancel = context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- wait(ctx) }()
+	waitRecipeContenders(t, c, recipe, name, held+1, 10*time.Second)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled %s wait: err = %v, want context.Canceled", recipe, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("cancelled %s wait did not return", recipe)
+	}
+	waitRecipeContenders(t, c, recipe, name, held, 5*time.Second)
 }
 
 func lockSameSession(t *testing.T, h Harness) {

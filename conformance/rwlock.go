@@ -199,13 +199,7 @@ func rwCancelled(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	r := newRW(t, newSession(t, h, c), "cancel")
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	_, err = r.RLock(ctx)
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("RLock with an expiring deadline: %v, want context.DeadlineExceeded", err)
-	}
-	waitRecipeContenders(t, c, "rwlock", "cancel", 1, 5*time.Second)
+	checkCancelledWait(t, c, "rwlock", "cancel", 1, func(ctx context.Context) error { _, err := r.RLock(ctx); return err })
 	if err := gw.Unlock(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
