@@ -166,19 +166,31 @@ func parseContenders(prefix string, pairs []*api.KVPair) ([]contender, error) {
 		}
 		cs = append(cs, ct)
 	}
+	sortByCreate(cs)
+	return cs, nil
+}
+
+// sortByCreate orders contenders by CreateIndex (queue order), then key.
+func sortByCreate(cs []contender) {
 	sort.Slice(cs, func(i, j int) bool {
 		if cs[i].create != cs[j].create {
 			return cs[i].create < cs[j].create
 		}
 		return cs[i].key < cs[j].key
 	})
-	return cs, nil
 }
 
 // waitGone blocks until p's key is deleted (or replaced), with blocking
 // queries on that key only. Failed queries are retried (a read is safe to
 // repeat) until ctx is done, which happens when the session is lost.
 func (c *client) waitGone(ctx context.Context, p contender) error {
+	return c.waitKey(ctx, p, false)
+}
+
+// waitKey blocks until p's key is deleted or replaced (or, with modified,
+// also rewritten), with blocking queries on that key only, retrying failures
+// until ctx is done.
+func (c *client) waitKey(ctx context.Context, p contender, modified bool) error {
 	index := p.modify
 	b := backoff{}
 	for {
@@ -194,7 +206,7 @@ func (c *client) waitGone(ctx context.Context, p contender) error {
 			continue
 		}
 		b.reset()
-		if kv == nil || kv.CreateIndex != p.create {
+		if kv == nil || kv.CreateIndex != p.create || (modified && kv.ModifyIndex != p.modify) {
 			return nil
 		}
 		index = nextIndex(index, meta.LastIndex)

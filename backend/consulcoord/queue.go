@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -113,12 +112,7 @@ func parseEntries(prefix string, pairs []*api.KVPair) ([]contender, error) {
 			lockDelay: msDuration(p.Flags), value: p.Value,
 		})
 	}
-	sort.Slice(cs, func(i, j int) bool {
-		if cs[i].create != cs[j].create {
-			return cs[i].create < cs[j].create
-		}
-		return cs[i].key < cs[j].key
-	})
+	sortByCreate(cs)
 	return cs, nil
 }
 
@@ -160,29 +154,10 @@ func (c *client) watchPrefix(ctx context.Context, prefix string, index uint64) (
 	}
 }
 
-// waitChanged blocks until p's key is deleted, replaced or modified, with
-// blocking queries on that key only, retrying failures until ctx is done.
+// waitChanged blocks until p's key is deleted, replaced or modified (see
+// waitKey).
 func (c *client) waitChanged(ctx context.Context, p contender) error {
-	index := p.modify
-	b := backoff{}
-	for {
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: watchWait}).WithContext(ctx)
-		kv, meta, err := c.cli.KV().Get(p.key, q)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			if !b.sleep(ctx) {
-				return ctx.Err()
-			}
-			continue
-		}
-		b.reset()
-		if kv == nil || kv.CreateIndex != p.create || kv.ModifyIndex != p.modify {
-			return nil
-		}
-		index = nextIndex(index, meta.LastIndex)
-	}
+	return c.waitKey(ctx, p, true)
 }
 
 // rewrite sets the value of own (an entry of s) with a compare-and-set on
